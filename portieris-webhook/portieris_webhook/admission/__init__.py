@@ -1,0 +1,1 @@
+"""AdmissionReview in and out; workload kinds to pod specs; JSON patches."""

@@ -1,0 +1,154 @@
+"""AdmissionReview v1: parse the request, build the response."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.state import OwnerRef
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    uid: str
+    group: str
+    version: str
+    kind: str
+    namespace: str
+    name: str
+    operation: str
+    object: Mapping[str, Any] | None
+    owners: tuple[OwnerRef, ...] = ()
+    dry_run: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.kind}/{self.name or '<generated>'}"
+
+
+@dataclass(frozen=True)
+class PatchOperation:
+    path: str
+    value: str
+    op: str = "replace"
+
+
+@dataclass(frozen=True)
+class AdmissionResponse:
+    uid: str
+    allowed: bool
+    message: str = ""
+    patch: Sequence[PatchOperation] = field(default_factory=tuple)
+    warnings: Sequence[str] = field(default_factory=tuple)
+
+    def to_review(self) -> dict[str, Any]:
+        response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
+        if self.patch:
+            ops = [{"op": p.op, "path": p.path, "value": p.value} for p in self.patch]
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+        if not self.allowed:
+            response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
+        elif self.message:
+            response["status"] = {"code": 200, "message": self.message}
+        if self.warnings:
+            response["warnings"] = list(self.warnings)
+        return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
+
+
+def parse_review_body(body: bytes) -> AdmissionRequest:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidAdmissionReview(f"request body is not JSON: {exc}") from exc
+    return parse_review(document)
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidAdmissionReview(f"{what} must be an object")
+    return value
+
+
+def _string(data: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidAdmissionReview(f"{what}.{key} is required")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidAdmissionReview(f"{what}.{key} must be a string")
+    return value
+
+
+def parse_review(document: Any) -> AdmissionRequest:
+    """Validate an AdmissionReview v1 document and extract what a decision needs."""
+    review = _mapping(document, "AdmissionReview")
+    if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
+        raise InvalidAdmissionReview(
+            f"expected apiVersion {API_VERSION} kind {KIND}, got "
+            f"{review.get('apiVersion')!r} {review.get('kind')!r}"
+        )
+    request = _mapping(review.get("request"), "request")
+    uid = _string(request, "uid", "request")
+    gvk = _mapping(request.get("kind"), "request.kind")
+    operation = _string(request, "operation", "request")
+    obj = request.get("object")
+    if obj is not None:
+        obj = _mapping(obj, "request.object")
+    elif operation in ("CREATE", "UPDATE"):
+        raise InvalidAdmissionReview(f"request.object is required for {operation}")
+    metadata = _mapping(obj.get("metadata") or {}, "request.object.metadata") if obj else {}
+    namespace = _string(request, "namespace", "request", required=False) or str(
+        metadata.get("namespace") or ""
+    )
+    name = _string(request, "name", "request", required=False) or str(
+        metadata.get("name") or metadata.get("generateName") or ""
+    )
+    return AdmissionRequest(
+        uid=uid,
+        group=_string(gvk, "group", "request.kind", required=False),
+        version=_string(gvk, "version", "request.kind"),
+        kind=_string(gvk, "kind", "request.kind"),
+        namespace=namespace or "default",
+        name=name,
+        operation=operation,
+        object=obj,
+        owners=_owner_refs(metadata),
+        dry_run=bool(request.get("dryRun", False)),
+    )
+
+
+def _owner_refs(metadata: Mapping[str, Any]) -> tuple[OwnerRef, ...]:
+    refs = metadata.get("ownerReferences") or []
+    if not isinstance(refs, list):
+        raise InvalidAdmissionReview("metadata.ownerReferences must be a list")
+    owners = []
+    for index, ref in enumerate(refs):
+        ref = _mapping(ref, f"metadata.ownerReferences[{index}]")
+        what = f"metadata.ownerReferences[{index}]"
+        owners.append(
+            OwnerRef(
+                api_version=_string(ref, "apiVersion", what),
+                kind=_string(ref, "kind", what),
+                name=_string(ref, "name", what),
+                uid=_string(ref, "uid", what),
+            )
+        )
+    return tuple(owners)
+
+
+def uid_of(document: Any) -> str:
+    """Best-effort uid of a review we could not parse, so the answer can still echo it."""
+    if isinstance(document, Mapping):
+        request = document.get("request")
+        if isinstance(request, Mapping) and isinstance(request.get("uid"), str):
+            return str(request["uid"])
+    return ""

@@ -1,0 +1,167 @@
+"""portieris-webhook serve | admit | verify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from portieris_webhook import __version__, config
+from portieris_webhook.admission.review import parse_review
+from portieris_webhook.admission.workloads import ContainerImage, PodSpec
+from portieris_webhook.app import enforcer_for
+from portieris_webhook.errors import PortierisError
+from portieris_webhook.manifests import load_manifests
+from portieris_webhook.metrics import Metrics
+from portieris_webhook.server import WebhookApp, render, running, wait_for_signal
+from portieris_webhook.state import StateView
+from portieris_webhook.tls import ReloadingTLS
+
+LOG = logging.getLogger("portieris_webhook")
+
+USAGE = """usage: portieris-webhook COMMAND [options]
+
+commands:
+  serve    run the HTTPS admission webhook (cluster mode, or offline with --manifests)
+  admit    decide one AdmissionReview offline and print the response
+  verify   decide one image offline and explain the decision
+
+Run `portieris-webhook COMMAND --help` for the options of a command.
+"""
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parse(command: str, argv: Sequence[str], *groups: Sequence[cfg.Opt]) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    for opts in groups:
+        conf.register_cli_opts(opts)
+    conf(
+        list(argv),
+        project="portieris-webhook",
+        prog=f"portieris-webhook {command}",
+        version=__version__,
+        default_config_files=[],
+    )
+    _configure_logging(conf.log_level)
+    return conf
+
+
+def _offline_state(conf: cfg.ConfigOpts) -> StateView:
+    if not conf.manifests:
+        raise PortierisError(
+            "--manifests DIR is required (the directory that stands in for the cluster)"
+        )
+    return load_manifests(conf.manifests)
+
+
+def _cluster_state(conf: cfg.ConfigOpts) -> StateView:
+    raise PortierisError("cluster mode is not available in this build; run with --manifests DIR")
+
+
+def _read_text(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    with open(source, encoding="utf-8") as handle:
+        return handle.read()
+
+
+async def _admit(conf: cfg.ConfigOpts) -> int:
+    state = _offline_state(conf)
+    source = conf.review
+    try:
+        text = await asyncio.to_thread(_read_text, source)
+    except OSError as exc:
+        raise PortierisError(f"cannot read {source}: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise PortierisError(f"{source} is not JSON: {exc}") from exc
+    request = parse_review(document)
+    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+        decision = await enforcer.decide(request)
+    print(render(decision.response.to_review()))
+    return 0
+
+
+async def _verify(conf: cfg.ConfigOpts) -> int:
+    state = _offline_state(conf)
+    spec = PodSpec(
+        "/spec",
+        (ContainerImage("containers", 0, "image", conf.image, "/spec/containers/0/image"),),
+        tuple(conf.pull_secret),
+        conf.service_account,
+    )
+    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+        results = await enforcer.evaluate_images(conf.namespace, spec)
+    item = results[conf.image]
+    verdict = "ALLOW" if item.allowed else "DENY"
+    print(f"{verdict} {item.image} in namespace {conf.namespace}")
+    print(f"  policy: {item.policy or '-'}")
+    if item.digest:
+        print(f"  digest: {item.digest}")
+    if item.patched_image:
+        print(f"  patched image: {item.patched_image}")
+    for reason in item.reasons:
+        print(f"  reason: {reason}")
+    return 0 if item.allowed else 1
+
+
+async def _serve(conf: cfg.ConfigOpts) -> int:
+    state = _offline_state(conf) if conf.manifests else _cluster_state(conf)
+    tls = ReloadingTLS(conf.tls_cert_file, conf.tls_key_file)
+    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+        webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
+        async with running(
+            webhook, tls, conf.host, conf.port, conf.metrics_port, conf.cert_reload_interval
+        ) as urls:
+            print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
+            await wait_for_signal()
+    return 0
+
+
+Handler = Callable[[cfg.ConfigOpts], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, tuple[Handler, tuple[Sequence[cfg.Opt], ...]]] = {
+    "serve": (_serve, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.SERVE_OPTS)),
+    "admit": (_admit, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.ADMIT_OPTS)),
+    "verify": (_verify, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.IMAGE_OPTS)),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(__version__)
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"portieris-webhook: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    handler, groups = COMMANDS[command]
+    try:
+        conf = _parse(command, rest, *groups)
+        result = asyncio.run(handler(conf))
+    except (cfg.Error, PortierisError) as exc:
+        print(f"portieris-webhook {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

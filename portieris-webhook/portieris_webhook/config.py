@@ -1,0 +1,114 @@
+"""Every command-line and config-file option, in one place (oslo.config).
+
+Each subcommand registers only the options it uses, so `--help` shows exactly those.
+Options can also come from an INI file given with --config-file ([DEFAULT] section).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from portieris_webhook.settings import Settings
+
+MANIFEST_OPTS = [
+    cfg.MultiStrOpt(
+        "manifests",
+        default=[],
+        help="Directory or file of Kubernetes manifests (ImagePolicy, ClusterImagePolicy, Secret, "
+        "ServiceAccount, Namespace, workloads) that stands in for the cluster. Repeatable.",
+    ),
+]
+
+VERIFY_OPTS = [
+    cfg.StrOpt(
+        "ca-file",
+        help="PEM bundle added to the trusted roots for every outbound TLS "
+        "connection (registries, notary servers, signature stores).",
+    ),
+    cfg.FloatOpt(
+        "verify-timeout",
+        default=8.0,
+        min=0.1,
+        help="Seconds one admission request may spend verifying images; keep it below "
+        "the webhook's timeoutSeconds.",
+    ),
+    cfg.FloatOpt(
+        "remote-timeout",
+        default=5.0,
+        min=0.1,
+        help="Seconds one outbound call to a registry, notary server or store may take.",
+    ),
+    cfg.StrOpt(
+        "default-trust-server",
+        help="Notary server used when a policy enables trust without trustServer.",
+    ),
+    cfg.FloatOpt(
+        "trust-refresh-interval",
+        default=30.0,
+        min=0,
+        help="Seconds cached notary metadata is used before the timestamp is re-checked.",
+    ),
+    cfg.MultiStrOpt(
+        "pinned-trust-root",
+        default=[],
+        help="SERVER=ROOT: trust only this root key ID or certificate file for the "
+        "notary server SERVER instead of trusting the first root seen. Repeatable.",
+    ),
+    cfg.StrOpt(
+        "log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Log level.",
+    ),
+]
+
+SERVE_OPTS = [
+    cfg.StrOpt("tls-cert-file", required=True, help="PEM certificate (chain) the webhook serves."),
+    cfg.StrOpt("tls-key-file", required=True, help="PEM private key of --tls-cert-file."),
+    cfg.HostAddressOpt("host", default="0.0.0.0", help="Address to listen on."),
+    cfg.PortOpt("port", default=8000, help="HTTPS port of /admit and the health endpoints."),
+    cfg.PortOpt("metrics-port", default=8080, help="Plain HTTP port of /metrics (0 disables)."),
+    cfg.IntOpt(
+        "max-body-bytes",
+        default=3 * 1024 * 1024,
+        min=1024,
+        help="Largest AdmissionReview body accepted; larger bodies get HTTP 400.",
+    ),
+    cfg.FloatOpt(
+        "cert-reload-interval",
+        default=10.0,
+        min=0.05,
+        help="Seconds between checks of the certificate files for rotation.",
+    ),
+    cfg.StrOpt(
+        "kubeconfig",
+        help="Kubeconfig for cluster mode (default: in-cluster config). Ignored with --manifests.",
+    ),
+]
+
+ADMIT_OPTS = [
+    cfg.StrOpt(
+        "review",
+        positional=True,
+        required=True,
+        help="AdmissionReview JSON file, or - for standard input.",
+    ),
+]
+
+IMAGE_OPTS = [
+    cfg.StrOpt("image", positional=True, required=True, help="Image reference to check."),
+    cfg.StrOpt("namespace", default="default", help="Namespace the image would run in."),
+    cfg.StrOpt("service-account", default="default", help="Service account of the would-be pod."),
+    cfg.MultiStrOpt("pull-secret", default=[], help="Image pull secret name of the would-be pod."),
+]
+
+
+def settings_from(conf: cfg.ConfigOpts) -> Settings:
+    return Settings(
+        ca_file=conf.ca_file,
+        verify_timeout=conf.verify_timeout,
+        remote_timeout=conf.remote_timeout,
+        default_trust_server=conf.default_trust_server,
+        trust_refresh_interval=conf.trust_refresh_interval,
+        pinned_trust_roots=tuple(conf.pinned_trust_root),
+    )

@@ -1,0 +1,288 @@
+"""Per-request orchestration: which images, which policy, which verifiers, what answer.
+
+For one AdmissionRequest: find the pod spec, admit children of owners that
+really exist, dedupe the images, evaluate each distinct image concurrently
+under the verification budget, and turn the results into one allow (with a
+JSON patch pinning digests) or one deny listing every failing image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
+from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
+from portieris_webhook.errors import InvalidAdmissionReview, PortierisError, VerificationError
+from portieris_webhook.images import parse_image
+from portieris_webhook.policy.matching import NoPolicy, PolicyMatch, find_policy
+from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, IMAGE_POLICY
+from portieris_webhook.registry.credentials import pull_secret_names
+from portieris_webhook.settings import Settings
+from portieris_webhook.state import StateView
+from portieris_webhook.verifiers import REQUIRED_BY, ImageCheck, Verdict, Verifier
+
+LOG = logging.getLogger("portieris_webhook.decision")
+
+
+@dataclass(frozen=True)
+class ImageDecision:
+    image: str
+    allowed: bool
+    policy: str = ""
+    digest: str | None = None
+    patched_image: str | None = None
+    reasons: tuple[str, ...] = ()
+    reason_kind: str = ""
+    """Short category of a deny for metrics: no-policy, invalid-image, verification, ..."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: AdmissionRequest
+    response: AdmissionResponse
+    images: tuple[ImageDecision, ...] = ()
+    summary: str = ""
+    reason_kinds: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Enforcer:
+    """Decides AdmissionRequests. Holds no per-request state."""
+
+    def __init__(
+        self, state: StateView, verifiers: Mapping[str, Verifier], settings: Settings
+    ) -> None:
+        self.state = state
+        self.verifiers = dict(verifiers)
+        self.settings = settings
+
+    # --- request level -------------------------------------------------------
+    async def decide(self, request: AdmissionRequest) -> Decision:
+        if request.operation not in ("CREATE", "UPDATE") or request.object is None:
+            return self._allow(request, f"operation {request.operation} is not checked")
+        try:
+            workload = workload_kind(request.group, request.version, request.kind)
+            spec = pod_spec(request.object, workload)
+        except InvalidAdmissionReview as exc:
+            return self._deny(request, str(exc), (), ("unsupported-object",))
+        owner = await self._existing_owner(request)
+        if owner:
+            return self._allow(request, f"child of {owner}, which was admitted itself")
+        decisions = await self.evaluate_images(request.namespace, spec)
+        return self._answer(request, spec, decisions)
+
+    async def _existing_owner(self, request: AdmissionRequest) -> str | None:
+        for ref in request.owners:
+            if (ref.group, ref.kind) not in OWNER_KINDS:
+                continue
+            if await self.state.owner_exists(request.namespace, ref):
+                return f"{ref.kind} {request.namespace}/{ref.name}"
+            LOG.warning(
+                "%s %s/%s names owner %s %s (uid %s), which does not exist: checking its images",
+                request.kind,
+                request.namespace,
+                request.name,
+                ref.kind,
+                ref.name,
+                ref.uid,
+            )
+        return None
+
+    def _answer(
+        self, request: AdmissionRequest, spec: PodSpec, decisions: Mapping[str, ImageDecision]
+    ) -> Decision:
+        images = tuple(decisions.values())
+        for item in images:
+            _log_image(request, item)
+        denied = [d for d in images if not d.allowed]
+        if denied:
+            lines = [f"image {d.image}: {'; '.join(d.reasons)}" for d in denied]
+            message = (
+                f"portieris denied {request.display_name} in namespace {request.namespace}: "
+                + " | ".join(lines)
+            )
+            kinds = tuple(d.reason_kind for d in denied)
+            return Decision(
+                request, AdmissionResponse(request.uid, False, message), images, message, kinds
+            )
+        patch = tuple(
+            PatchOperation(container.pointer, decisions[container.image].patched_image or "")
+            for container in spec.images
+            if decisions[container.image].patched_image not in (None, container.image)
+        )
+        return Decision(
+            request, AdmissionResponse(request.uid, True, patch=patch), images, "all images allowed"
+        )
+
+    def _allow(self, request: AdmissionRequest, why: str) -> Decision:
+        LOG.info(
+            "namespace=%s object=%s result=allow reason=%r",
+            request.namespace,
+            request.display_name,
+            why,
+        )
+        return Decision(request, AdmissionResponse(request.uid, True), (), why)
+
+    def _deny(
+        self,
+        request: AdmissionRequest,
+        why: str,
+        images: tuple[ImageDecision, ...],
+        kinds: tuple[str, ...],
+    ) -> Decision:
+        LOG.info(
+            "namespace=%s object=%s result=deny reason=%r",
+            request.namespace,
+            request.display_name,
+            why,
+        )
+        message = f"portieris denied {request.display_name} in namespace {request.namespace}: {why}"
+        return Decision(
+            request, AdmissionResponse(request.uid, False, message), images, message, kinds
+        )
+
+    # --- image level ---------------------------------------------------------
+    async def evaluate_images(self, namespace: str, spec: PodSpec) -> dict[str, ImageDecision]:
+        """Evaluate each distinct image of `spec` concurrently, within the verification budget."""
+        distinct = list(dict.fromkeys(c.image for c in spec.images))
+        secrets = tuple(
+            pull_secret_names(self.state, namespace, spec.image_pull_secrets, spec.service_account)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.verify_timeout
+        tasks = {
+            image: asyncio.ensure_future(self.evaluate_image(image, namespace, secrets, deadline))
+            for image in distinct
+        }
+        done, pending = await asyncio.wait(tasks.values(), timeout=self.settings.verify_timeout)
+        for task in pending:
+            task.cancel()
+        results: dict[str, ImageDecision] = {}
+        for image, task in tasks.items():
+            if task in done:
+                results[image] = task.result()
+            else:
+                results[image] = ImageDecision(
+                    image,
+                    False,
+                    reasons=(
+                        f"verification did not finish within {self.settings.verify_timeout:g}s",
+                    ),
+                    reason_kind="timeout",
+                )
+        return results
+
+    def select_policy(self, image: str, namespace: str) -> PolicyMatch:
+        """The policy for `image` in `namespace`, or VerificationError saying why there is none."""
+        namespaced = self.state.image_policies(namespace)
+        invalid_namespaced = self.state.invalid_policies(IMAGE_POLICY, namespace)
+        if namespaced or invalid_namespaced:
+            invalid = invalid_namespaced
+        else:
+            invalid = self.state.invalid_policies(CLUSTER_IMAGE_POLICY, None)
+        if invalid:
+            raise VerificationError(
+                "a policy that applies here is invalid, so nothing is admitted until it is fixed: "
+                + "; ".join(r.error for r in invalid)
+            )
+        found = find_policy(image, namespace, namespaced, self.state.cluster_image_policies())
+        if isinstance(found, NoPolicy):
+            raise VerificationError(found.describe())
+        return found
+
+    async def evaluate_image(
+        self, image: str, namespace: str, pull_secrets: tuple[str, ...], deadline: float
+    ) -> ImageDecision:
+        try:
+            reference = parse_image(image)
+        except PortierisError as exc:
+            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="invalid-image")
+        try:
+            match = self.select_policy(image, namespace)
+        except VerificationError as exc:
+            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="no-policy")
+        policy_name = match.describe()
+        if match.policy.is_empty:
+            return ImageDecision(
+                image, True, policy=policy_name, reasons=("policy requires no checks",)
+            )
+        missing = [
+            name
+            for name, needs in REQUIRED_BY.items()
+            if needs(match.policy) and name not in self.verifiers
+        ]
+        if missing:
+            reasons = tuple(
+                f"the policy requires {name} verification, but the {name} verifier is not installed"
+                for name in missing
+            )
+            return ImageDecision(
+                image, False, policy_name, reasons=reasons, reason_kind="verifier-missing"
+            )
+        check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline)
+        active = [v for v in self.verifiers.values() if v.applies(match.policy)]
+        outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
+        return self._combine(image, reference.digest, match, active, outcomes)
+
+    def _combine(
+        self,
+        image: str,
+        requested_digest: str | None,
+        match: PolicyMatch,
+        active: list[Verifier],
+        outcomes: list[Verdict | BaseException],
+    ) -> ImageDecision:
+        policy_name = match.describe()
+        reasons: list[str] = []
+        verdicts: list[Verdict] = []
+        for verifier, outcome in zip(active, outcomes, strict=True):
+            if isinstance(outcome, VerificationError):
+                reasons.append(f"{verifier.name}: {outcome}")
+            elif isinstance(outcome, BaseException):
+                LOG.error("verifier %s failed on %s", verifier.name, image, exc_info=outcome)
+                reasons.append(f"{verifier.name}: internal error: {outcome!r}")
+            else:
+                verdicts.append(outcome)
+        if reasons:
+            return ImageDecision(
+                image, False, policy_name, reasons=tuple(reasons), reason_kind="verification"
+            )
+        digests = {v.digest for v in verdicts if v.digest}
+        if len(digests) > 1:
+            said = ", ".join(f"{v.verifier} verified {v.digest}" for v in verdicts if v.digest)
+            return ImageDecision(
+                image,
+                False,
+                policy_name,
+                reasons=(f"verifiers disagree on the digest: {said}",),
+                reason_kind="digest-disagreement",
+            )
+        digest = digests.pop() if digests else None
+        if requested_digest and digest and digest != requested_digest:
+            return ImageDecision(
+                image,
+                False,
+                policy_name,
+                reasons=(f"image asks for {requested_digest} but the verified digest is {digest}",),
+                reason_kind="digest-mismatch",
+            )
+        patched = None
+        if digest and match.policy.mutate_image:
+            patched = parse_image(image).pinned(digest)
+        detail = tuple(v.detail for v in verdicts if v.detail)
+        return ImageDecision(image, True, policy_name, digest, patched, detail)
+
+
+def _log_image(request: AdmissionRequest, item: ImageDecision) -> None:
+    LOG.info(
+        "namespace=%s object=%s image=%s policy=%r result=%s digest=%s reason=%r",
+        request.namespace,
+        request.display_name,
+        item.image,
+        item.policy or "-",
+        "allow" if item.allowed else "deny",
+        item.digest or "-",
+        "; ".join(item.reasons),
+    )

@@ -1,0 +1,41 @@
+"""One exception hierarchy for everything portieris reports to a user.
+
+Every message is meant to be read by an operator: it names the object, field
+or server involved and, where possible, what to do about it.
+"""
+
+
+class PortierisError(Exception):
+    """Base of every error portieris raises on purpose."""
+
+
+class ConfigurationError(PortierisError):
+    """The webhook's own configuration (options, files) is unusable."""
+
+
+class InvalidImageReference(PortierisError):
+    """An image reference does not follow the distribution reference grammar."""
+
+
+class InvalidPolicy(PortierisError):
+    """An ImagePolicy or ClusterImagePolicy object is malformed."""
+
+
+class ManifestError(PortierisError):
+    """A manifest file given with --manifests cannot be read."""
+
+
+class InvalidAdmissionReview(PortierisError):
+    """The AdmissionReview body is not one we can decide on."""
+
+
+class VerificationError(PortierisError):
+    """An image failed a check; the message is the deny reason."""
+
+
+class SecretError(VerificationError):
+    """A secret a policy names is missing or does not hold what it must."""
+
+
+class RemoteError(VerificationError):
+    """A registry, notary server or signature store failed to answer usefully."""

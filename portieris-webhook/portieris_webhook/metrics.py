@@ -1,0 +1,68 @@
+"""Prometheus metrics, in a registry of our own (no process-global collectors).
+
+The two decision counters keep Portieris' exact names (no `_total` suffix), so
+existing dashboards and alerts keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+ALLOW_COUNT = "portieris_pod_admission_decision_allow_count"
+DENY_COUNT = "portieris_pod_admission_decision_deny_count"
+
+
+class _DecisionCounters(Collector):
+    def __init__(self) -> None:
+        self.allowed = 0
+        self.denied = 0
+
+    def collect(self) -> Iterator[Metric]:
+        for name, value, text in (
+            (ALLOW_COUNT, self.allowed, "Admission requests allowed"),
+            (DENY_COUNT, self.denied, "Admission requests denied"),
+        ):
+            metric = Metric(name, text, "counter")
+            metric.add_sample(name, {}, float(value))
+            yield metric
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._decisions = _DecisionCounters()
+        self.registry.register(self._decisions)
+        self.latency = Histogram(
+            "portieris_admission_duration_seconds",
+            "Time to decide one admission request",
+            ["result"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.deny_reasons = Counter(
+            "portieris_admission_deny_reasons",
+            "Denied images by reason category",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.bad_requests = Counter(
+            "portieris_admission_bad_requests",
+            "Requests rejected before a decision (malformed or too large)",
+            registry=self.registry,
+        )
+
+    def record(self, allowed: bool, seconds: float, reason_kinds: tuple[str, ...] = ()) -> None:
+        if allowed:
+            self._decisions.allowed += 1
+        else:
+            self._decisions.denied += 1
+            for kind in reason_kinds or ("other",):
+                self.deny_reasons.labels(reason=kind or "other").inc()
+        self.latency.labels(result="allow" if allowed else "deny").observe(seconds)
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))

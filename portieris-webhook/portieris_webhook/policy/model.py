@@ -1,0 +1,248 @@
+"""Policy objects of group portieris.cloud.ibm.com/v1 turned into typed, validated policies.
+
+Parsing is strict: an unknown requirement type or identity type, a field of
+the wrong type or a missing required field is an InvalidPolicy that names the
+object and the field, because a policy we only half understand must not be
+enforced as if we understood it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from portieris_webhook.errors import InvalidPolicy
+
+GROUP = "portieris.cloud.ibm.com"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+IMAGE_POLICY = "ImagePolicy"
+CLUSTER_IMAGE_POLICY = "ClusterImagePolicy"
+POLICY_KINDS = (IMAGE_POLICY, CLUSTER_IMAGE_POLICY)
+
+SIGNED_BY = "signedBy"
+INSECURE_ACCEPT_ANYTHING = "insecureAcceptAnything"
+REJECT = "reject"
+REQUIREMENT_TYPES = (SIGNED_BY, INSECURE_ACCEPT_ANYTHING, REJECT)
+
+MATCH_REPO_DIGEST_OR_EXACT = "matchRepoDigestOrExact"
+IDENTITY_TYPES = (
+    "matchExact",
+    MATCH_REPO_DIGEST_OR_EXACT,
+    "matchRepository",
+    "matchExactReference",
+    "matchExactRepository",
+    "remapIdentity",
+)
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Notary v1 (Docker Content Trust) settings of one policy."""
+
+    enabled: bool = False
+    trust_server: str | None = None
+    signer_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignedIdentity:
+    """Which identity a simple signature must claim (containers-policy.json semantics)."""
+
+    type: str = MATCH_REPO_DIGEST_OR_EXACT
+    docker_reference: str | None = None
+    docker_repository: str | None = None
+    prefix: str | None = None
+    signed_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One simple-signing requirement; all of a policy's requirements must hold."""
+
+    type: str
+    key_secret: str | None = None
+    key_secret_namespace: str | None = None
+    signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
+
+
+@dataclass(frozen=True)
+class SimplePolicy:
+    requirements: tuple[Requirement, ...] = ()
+    store_url: str | None = None
+    store_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
+    simple: SimplePolicy = field(default_factory=SimplePolicy)
+    mutate_image: bool = True
+
+    @property
+    def is_empty(self) -> bool:
+        """An empty policy admits the image with no checks and no patch."""
+        return not self.trust.enabled and not self.simple.requirements
+
+
+@dataclass(frozen=True)
+class RepositoryRule:
+    pattern: str
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class PolicyObject:
+    """One ImagePolicy (namespaced) or ClusterImagePolicy, validated."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    repositories: tuple[RepositoryRule, ...]
+
+    @property
+    def display_name(self) -> str:
+        if self.namespace:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+class _Reader:
+    """Typed access to a mapping, raising InvalidPolicy that names the field path."""
+
+    def __init__(self, where: str, path: str, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise InvalidPolicy(f"{where}: {path} must be an object")
+        self.where, self.path, self.data = where, path, data
+
+    def fail(self, key: str, what: str) -> InvalidPolicy:
+        return InvalidPolicy(f"{self.where}: {self.path}.{key} {what}")
+
+    def child(self, key: str) -> _Reader:
+        value = self.data.get(key)
+        return _Reader(self.where, f"{self.path}.{key}", {} if value is None else value)
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.fail(key, "is required")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, not {type(value).__name__}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, not {value!r}")
+        return value
+
+    def items(self, key: str) -> list[_Reader]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, "must be a list")
+        return [
+            _Reader(self.where, f"{self.path}.{key}[{i}]", item) for i, item in enumerate(value)
+        ]
+
+
+def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
+    """Turn one ImagePolicy/ClusterImagePolicy object into a PolicyObject."""
+    if not isinstance(obj, Mapping):
+        raise InvalidPolicy("policy object must be a mapping")
+    kind = obj.get("kind")
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    where = f"{kind} {namespace + '/' if namespace else ''}{name or '<unnamed>'}"
+    if kind not in POLICY_KINDS:
+        raise InvalidPolicy(f"{where}: kind must be one of {', '.join(POLICY_KINDS)}")
+    if obj.get("apiVersion") != API_VERSION:
+        raise InvalidPolicy(
+            f"{where}: apiVersion must be {API_VERSION}, not {obj.get('apiVersion')!r}"
+        )
+    if not isinstance(name, str) or not name:
+        raise InvalidPolicy(f"{where}: metadata.name is required")
+    if kind == IMAGE_POLICY and not namespace:
+        raise InvalidPolicy(f"{where}: metadata.namespace is required for an ImagePolicy")
+    spec = _Reader(where, "spec", obj.get("spec") or {})
+    rules = tuple(_parse_rule(item) for item in spec.items("repositories"))
+    return PolicyObject(
+        kind=kind,
+        name=name,
+        namespace=namespace if kind == IMAGE_POLICY else None,
+        repositories=rules,
+    )
+
+
+def _parse_rule(item: _Reader) -> RepositoryRule:
+    pattern = item.string("name", required=True)
+    assert pattern is not None
+    if any(ch.isspace() for ch in pattern):
+        raise item.fail("name", f"must not contain whitespace: {pattern!r}")
+    return RepositoryRule(pattern=pattern, policy=parse_policy(item.child("policy")))
+
+
+def parse_policy(policy: _Reader) -> Policy:
+    trust = policy.child("trust")
+    signers = tuple(
+        s
+        for s in (entry.string("name", required=True) for entry in trust.items("signerSecrets"))
+        if s
+    )
+    simple = policy.child("simple")
+    requirements = tuple(_parse_requirement(r) for r in simple.items("requirements"))
+    return Policy(
+        trust=TrustPolicy(
+            enabled=trust.boolean("enabled", False),
+            trust_server=trust.string("trustServer"),
+            signer_secrets=signers,
+        ),
+        simple=SimplePolicy(
+            requirements=requirements,
+            store_url=simple.string("storeURL"),
+            store_secret=simple.string("storeSecret"),
+        ),
+        mutate_image=policy.boolean("mutateImage", True),
+    )
+
+
+def _parse_requirement(item: _Reader) -> Requirement:
+    kind = item.string("type", required=True)
+    if kind not in REQUIREMENT_TYPES:
+        raise item.fail("type", f"must be one of {', '.join(REQUIREMENT_TYPES)}, not {kind!r}")
+    key_secret = item.string("keySecret")
+    if kind == SIGNED_BY and not key_secret:
+        raise item.fail("keySecret", "is required for a signedBy requirement")
+    return Requirement(
+        type=kind,
+        key_secret=key_secret,
+        key_secret_namespace=item.string("keySecretNamespace"),
+        signed_identity=_parse_identity(item.child("signedIdentity")),
+    )
+
+
+def _parse_identity(item: _Reader) -> SignedIdentity:
+    kind = item.string("type") or MATCH_REPO_DIGEST_OR_EXACT
+    if kind not in IDENTITY_TYPES:
+        raise item.fail("type", f"must be one of {', '.join(IDENTITY_TYPES)}, not {kind!r}")
+    identity = SignedIdentity(
+        type=kind,
+        docker_reference=item.string("dockerReference"),
+        docker_repository=item.string("dockerRepository"),
+        prefix=item.string("prefix"),
+        signed_prefix=item.string("signedPrefix"),
+    )
+    if kind == "matchExactReference" and not identity.docker_reference:
+        raise item.fail("dockerReference", "is required for matchExactReference")
+    if kind == "matchExactRepository" and not identity.docker_repository:
+        raise item.fail("dockerRepository", "is required for matchExactRepository")
+    if kind == "remapIdentity" and not (identity.prefix and identity.signed_prefix):
+        raise item.fail("prefix", "and signedPrefix are required for remapIdentity")
+    return identity

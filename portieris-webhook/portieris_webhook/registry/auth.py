@@ -1,0 +1,159 @@
+"""HTTP GET with the Docker registry token flow, shared by registry and notary clients.
+
+Anonymous first. On 401 with `WWW-Authenticate: Bearer realm=..,service=..,scope=..`,
+get a token from the realm (anonymously when no credential is known, else with
+each pull-secret credential in turn) and retry; on 401 with `Basic`, retry with
+each credential. Tokens are cached until they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+
+from portieris_webhook.errors import RemoteError
+from portieris_webhook.http import HttpClient
+from portieris_webhook.registry.credentials import RegistryCredential
+
+DEFAULT_TOKEN_LIFETIME = 60.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str
+    params: Mapping[str, str]
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    scheme, _, rest = header.strip().partition(" ")
+    if not scheme:
+        return None
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    return Challenge(scheme.lower(), params)
+
+
+class AuthenticatedClient:
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+        self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+
+    async def get(
+        self,
+        url: str,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+        max_bytes: int = MAX_BODY_BYTES,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> Response:
+        """GET `url`, authenticating as the server asks. Raises RemoteError on transport failure."""
+        base = dict(headers or {})
+        if basic_auth:
+            base["Authorization"] = aiohttp.BasicAuth(*basic_auth).encode()
+        first = await self._fetch(url, base, timeout, max_bytes)
+        if first.status != 401:
+            return first
+        challenge = parse_challenge(first.headers.get("WWW-Authenticate", ""))
+        if challenge is None:
+            return first
+        attempts: Sequence[RegistryCredential | None] = list(credentials) or [None]
+        last = first
+        for credential in attempts:
+            auth = await self._authorization(challenge, credential, timeout)
+            if auth is None:
+                continue
+            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
+            if last.status != 401:
+                return last
+        return last
+
+    async def _authorization(
+        self, challenge: Challenge, credential: RegistryCredential | None, timeout: float
+    ) -> str | None:
+        if challenge.scheme == "basic":
+            if credential is None:
+                return None
+            return aiohttp.BasicAuth(credential.username, credential.password).encode()
+        if challenge.scheme != "bearer" or not challenge.params.get("realm"):
+            return None
+        token = await self._token(challenge.params, credential, timeout)
+        return f"Bearer {token}" if token else None
+
+    async def _token(
+        self, params: Mapping[str, str], credential: RegistryCredential | None, timeout: float
+    ) -> str | None:
+        realm, service, scope = params["realm"], params.get("service", ""), params.get("scope", "")
+        key = (realm, service, scope, credential.username if credential else "")
+        cached = self._tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        query = {k: v for k, v in (("service", service), ("scope", scope)) if v}
+        headers = {}
+        if credential is not None:
+            headers["Authorization"] = aiohttp.BasicAuth(
+                credential.username, credential.password
+            ).encode()
+        url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+        response = await self._fetch(url, headers, timeout, 1024 * 1024)
+        if response.status != 200:
+            return None
+        try:
+            document = json.loads(response.body)
+            token = document.get("token") or document.get("access_token")
+            lifetime = float(document.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, AttributeError, TypeError):
+            return None
+        if not isinstance(token, str) or not token:
+            return None
+        # Refresh a little early so a token never expires in flight.
+        self._tokens[key] = (token, time.monotonic() + max(1.0, lifetime - 5.0))
+        return token
+
+    async def _fetch(
+        self, url: str, headers: Mapping[str, str], timeout: float, max_bytes: int
+    ) -> Response:
+        host = urlsplit(url).netloc
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.http.session.get(
+                    url, headers=headers, allow_redirects=True
+                ) as resp:
+                    body = await resp.content.read(max_bytes + 1)
+                    if len(body) > max_bytes:
+                        raise RemoteError(
+                            f"{host}: response from {url} is larger than {max_bytes} bytes"
+                        )
+                    return Response(str(resp.url), resp.status, dict(resp.headers), body)
+        except TimeoutError as exc:
+            raise RemoteError(f"{host}: no answer within {timeout:g}s") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise RemoteError(
+                f"{host}: TLS certificate not trusted ({exc.certificate_error}); "
+                "add its CA with --ca-file"
+            ) from exc
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise RemoteError(f"{host}: TLS handshake failed: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise RemoteError(f"{host}: cannot reach server: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Red Hat simple signing: signature stores, GPG verification, identity rules."""

@@ -1,0 +1,200 @@
+"""The cluster as the webhook sees it: policies, secrets, service accounts, owners.
+
+`MemoryState` is one in-memory store filled either from manifest files
+(offline mode) or by watches on the Kubernetes API (cluster mode). The request
+path only reads it, so a decision never waits on the API server except for an
+owner lookup the cache cannot answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from portieris_webhook.errors import InvalidPolicy, ManifestError
+from portieris_webhook.policy.model import (
+    CLUSTER_IMAGE_POLICY,
+    IMAGE_POLICY,
+    PolicyObject,
+    parse_policy_object,
+)
+
+
+@dataclass(frozen=True)
+class Secret:
+    namespace: str
+    name: str
+    type: str
+    data: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    namespace: str
+    name: str
+    image_pull_secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+
+@dataclass(frozen=True)
+class InvalidPolicyRecord:
+    kind: str
+    namespace: str | None
+    name: str
+    error: str
+
+
+class StateView(Protocol):
+    """What the request path may ask of the cluster."""
+
+    def is_ready(self) -> bool: ...
+
+    def image_policies(self, namespace: str) -> list[PolicyObject]: ...
+
+    def cluster_image_policies(self) -> list[PolicyObject]: ...
+
+    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]: ...
+
+    def secret(self, namespace: str, name: str) -> Secret | None: ...
+
+    def service_account(self, namespace: str, name: str) -> ServiceAccount | None: ...
+
+    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool: ...
+
+
+PolicyKey = tuple[str, str | None, str]
+
+
+class MemoryState:
+    """In-memory cluster state. Writers: manifest loader, kube watchers."""
+
+    def __init__(self) -> None:
+        self._policies: dict[PolicyKey, PolicyObject] = {}
+        self._invalid: dict[PolicyKey, InvalidPolicyRecord] = {}
+        self._secrets: dict[tuple[str, str], Secret] = {}
+        self._service_accounts: dict[tuple[str, str], ServiceAccount] = {}
+        self._objects: dict[tuple[str, str, str, str], str] = {}
+        self._ready = False
+
+    # --- readers -----------------------------------------------------------
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def image_policies(self, namespace: str) -> list[PolicyObject]:
+        return [
+            p
+            for (kind, ns, _), p in self._policies.items()
+            if kind == IMAGE_POLICY and ns == namespace
+        ]
+
+    def cluster_image_policies(self) -> list[PolicyObject]:
+        return [p for (kind, _, _), p in self._policies.items() if kind == CLUSTER_IMAGE_POLICY]
+
+    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]:
+        return [
+            r
+            for (k, ns, _), r in self._invalid.items()
+            if k == kind and (kind == CLUSTER_IMAGE_POLICY or ns == namespace)
+        ]
+
+    def secret(self, namespace: str, name: str) -> Secret | None:
+        return self._secrets.get((namespace, name))
+
+    def service_account(self, namespace: str, name: str) -> ServiceAccount | None:
+        return self._service_accounts.get((namespace, name))
+
+    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool:
+        uid = self._objects.get((owner.group, owner.kind, namespace, owner.name))
+        return uid is not None and uid == owner.uid
+
+    # --- writers -----------------------------------------------------------
+    def mark_ready(self, ready: bool = True) -> None:
+        self._ready = ready
+
+    def put_policy(self, obj: Mapping[str, Any]) -> PolicyObject:
+        """Store a policy object; an invalid one is kept as a record and re-raised."""
+        key = _policy_key(obj)
+        self._policies.pop(key, None)
+        self._invalid.pop(key, None)
+        try:
+            policy = parse_policy_object(obj)
+        except InvalidPolicy as exc:
+            self._invalid[key] = InvalidPolicyRecord(key[0], key[1], key[2], str(exc))
+            raise
+        self._policies[key] = policy
+        return policy
+
+    def delete_policy(self, obj: Mapping[str, Any]) -> None:
+        key = _policy_key(obj)
+        self._policies.pop(key, None)
+        self._invalid.pop(key, None)
+
+    def put_secret(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        data: dict[str, bytes] = {}
+        for key, value in (obj.get("data") or {}).items():
+            try:
+                data[key] = base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ManifestError(
+                    f"Secret {meta.get('namespace')}/{meta.get('name')}: data.{key} is not base64"
+                ) from exc
+        for key, value in (obj.get("stringData") or {}).items():
+            data[key] = str(value).encode()
+        secret = Secret(
+            namespace=str(meta.get("namespace") or "default"),
+            name=str(meta.get("name")),
+            type=str(obj.get("type") or "Opaque"),
+            data=data,
+        )
+        self._secrets[(secret.namespace, secret.name)] = secret
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        self._secrets.pop((namespace, name), None)
+
+    def put_service_account(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        names = tuple(
+            str(ref.get("name")) for ref in (obj.get("imagePullSecrets") or []) if ref.get("name")
+        )
+        account = ServiceAccount(
+            str(meta.get("namespace") or "default"), str(meta.get("name")), names
+        )
+        self._service_accounts[(account.namespace, account.name)] = account
+
+    def delete_service_account(self, namespace: str, name: str) -> None:
+        self._service_accounts.pop((namespace, name), None)
+
+    def put_object(self, obj: Mapping[str, Any]) -> None:
+        """Record any other object (a possible owner) by group, kind, namespace, name -> uid."""
+        meta = obj.get("metadata") or {}
+        api_version = str(obj.get("apiVersion") or "")
+        group = api_version.rpartition("/")[0] if "/" in api_version else ""
+        key = (
+            group,
+            str(obj.get("kind")),
+            str(meta.get("namespace") or "default"),
+            str(meta.get("name")),
+        )
+        self._objects[key] = str(meta.get("uid") or "")
+
+
+def _policy_key(obj: Mapping[str, Any]) -> PolicyKey:
+    meta = obj.get("metadata") or {}
+    kind = str(obj.get("kind"))
+    namespace = meta.get("namespace") if kind == IMAGE_POLICY else None
+    return (kind, namespace, str(meta.get("name")))

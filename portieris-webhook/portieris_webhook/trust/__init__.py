@@ -1,0 +1,1 @@
+"""Notary v1 / Docker Content Trust verification."""
