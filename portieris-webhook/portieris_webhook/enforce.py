@@ -222,7 +222,7 @@ class Enforcer:
                 image, False, policy_name, reasons=reasons, reason_kind="verifier-missing"
             )
         check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline)
-        active = [v for v in self.verifiers.values() if v.applies(match.policy)]
+        active = [v for _, v in sorted(self.verifiers.items()) if v.applies(match.policy)]
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
         return self._combine(image, reference.digest, match, active, outcomes)
 

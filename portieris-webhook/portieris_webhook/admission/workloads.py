@@ -97,7 +97,9 @@ def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
     pointer = "/" + "/".join(workload.pod_spec_path)
     images: list[ContainerImage] = []
     for field in CONTAINER_FIELDS:
-        containers = node.get(field) or []
+        containers = node.get(field)
+        if containers is None:
+            continue
         if not isinstance(containers, list):
             raise InvalidAdmissionReview(f"{workload.kind}: {field} is not a list")
         for index, container in enumerate(containers):

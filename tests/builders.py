@@ -1,0 +1,121 @@
+"""Builders for the Kubernetes objects and AdmissionReviews tests feed the webhook."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from portieris_webhook.admission.review import AdmissionRequest, parse_review
+
+GROUP_OF = {
+    "Pod": "",
+    "ReplicationController": "",
+    "Deployment": "apps",
+    "ReplicaSet": "apps",
+    "StatefulSet": "apps",
+    "DaemonSet": "apps",
+    "Job": "batch",
+    "CronJob": "batch",
+}
+
+
+def pod_spec(
+    *images: str,
+    init: tuple[str, ...] = (),
+    ephemeral: tuple[str, ...] = (),
+    pull_secrets: tuple[str, ...] = (),
+    service_account: str | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
+    }
+    if init:
+        spec["initContainers"] = [{"name": f"i{i}", "image": image} for i, image in enumerate(init)]
+    if ephemeral:
+        spec["ephemeralContainers"] = [
+            {"name": f"e{i}", "image": image} for i, image in enumerate(ephemeral)
+        ]
+    if pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    return spec
+
+
+def workload(
+    kind: str,
+    spec: dict[str, Any],
+    *,
+    name: str = "demo",
+    namespace: str = "default",
+    replicas: int | None = None,
+    owners: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A workload object of `kind` whose pod template is `spec`."""
+    group = GROUP_OF[kind]
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if owners:
+        metadata["ownerReferences"] = owners
+    template = {"metadata": {"labels": {"app": name}}, "spec": spec}
+    body: dict[str, Any]
+    if kind == "Pod":
+        body = spec
+    elif kind == "CronJob":
+        body = {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}
+    else:
+        body = {"template": template}
+        if replicas is not None:
+            body["replicas"] = replicas
+    return {
+        "apiVersion": f"{group}/v1" if group else "v1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": body,
+    }
+
+
+def review(obj: dict[str, Any], *, uid: str = "uid-1", operation: str = "CREATE") -> dict[str, Any]:
+    group = GROUP_OF.get(obj["kind"], obj["apiVersion"].rpartition("/")[0])
+    version = obj["apiVersion"].rpartition("/")[2]
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": obj["kind"]},
+            "namespace": obj["metadata"].get("namespace", "default"),
+            "name": obj["metadata"].get("name", ""),
+            "operation": operation,
+            "object": obj,
+        },
+    }
+
+
+def request_for(obj: dict[str, Any], **kwargs: Any) -> AdmissionRequest:
+    return parse_review(review(obj, **kwargs))
+
+
+def decode_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
+    patch = response.get("patch")
+    return json.loads(base64.b64decode(patch)) if patch else []
+
+
+def cluster_policy(name: str, *rules: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "portieris.cloud.ibm.com/v1",
+        "kind": "ClusterImagePolicy",
+        "metadata": {"name": name},
+        "spec": {"repositories": [{"name": p, "policy": pol} for p, pol in rules]},
+    }
+
+
+def image_policy(name: str, namespace: str, *rules: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    obj = cluster_policy(name, *rules)
+    obj["kind"] = "ImagePolicy"
+    obj["metadata"]["namespace"] = namespace
+    return obj
+
+
+REJECT = {"simple": {"requirements": [{"type": "reject"}]}}
+ACCEPT = {"simple": {"requirements": [{"type": "insecureAcceptAnything"}]}}

@@ -1,0 +1,296 @@
+"""Per-request decisions: precedence, owners, dedupe, patches, fail-closed paths."""
+
+import asyncio
+
+import pytest
+
+from portieris_webhook.enforce import Enforcer
+from portieris_webhook.errors import VerificationError
+from portieris_webhook.http import HttpClient
+from portieris_webhook.policy.model import Policy
+from portieris_webhook.settings import Settings
+from portieris_webhook.simple.verifier import SimpleVerifier
+from portieris_webhook.state import MemoryState
+from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+from tests.builders import (
+    ACCEPT,
+    REJECT,
+    cluster_policy,
+    decode_patch,
+    image_policy,
+    pod_spec,
+    request_for,
+    workload,
+)
+
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+TRUST = {"trust": {"enabled": True}}
+BOTH = {
+    "trust": {"enabled": True},
+    "simple": {"requirements": [{"type": "insecureAcceptAnything"}]},
+}
+
+
+class DigestVerifier(Verifier):
+    """Stands in for the trust plugin: vouches for a fixed digest, or fails, after a delay."""
+
+    name = "trust"
+
+    def __init__(self, context, digest=DIGEST_A, error=None, delay=0.0):
+        super().__init__(context)
+        self.digest, self.error, self.delay = digest, error, delay
+        self.seen: list[str] = []
+
+    def applies(self, policy: Policy) -> bool:
+        return policy.trust.enabled
+
+    async def verify(self, check: ImageCheck) -> Verdict:
+        self.seen.append(check.image.raw)
+        await asyncio.sleep(self.delay)
+        if self.error:
+            raise self.error
+        return Verdict(self.name, self.digest, "signed")
+
+
+def make_state(*objects):
+    state = MemoryState()
+    for obj in objects:
+        kind = obj["kind"]
+        if kind in ("ImagePolicy", "ClusterImagePolicy"):
+            state.put_policy(obj)
+        else:
+            state.put_object(obj)
+    state.mark_ready()
+    return state
+
+
+def make_enforcer(state, *, trust=None, timeout=5.0, **trust_kwargs):
+    settings = Settings(verify_timeout=timeout)
+    context = VerifierContext(settings, state, HttpClient(None))
+    verifiers: dict[str, Verifier] = {"simple": SimpleVerifier(context)}
+    if trust is not False:
+        verifiers["trust"] = DigestVerifier(context, **trust_kwargs)
+    return Enforcer(state, verifiers, settings)
+
+
+async def decide(enforcer, obj, **kwargs):
+    return (await enforcer.decide(request_for(obj, **kwargs))).response.to_review()["response"]
+
+
+async def test_allowed_image_is_pinned_to_the_verified_digest():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
+    assert response["allowed"] is True
+    assert decode_patch(response) == [
+        {"op": "replace", "path": "/spec/containers/0/image", "value": f"reg.io/app@{DIGEST_A}"}
+    ]
+
+
+async def test_mutate_image_false_allows_without_patch():
+    policy = {**TRUST, "mutateImage": False}
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", policy))))
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
+    assert response["allowed"] is True and "patch" not in response
+
+
+async def test_empty_policy_allows_without_checks_or_patch():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", {}))))
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
+    assert response["allowed"] is True and "patch" not in response
+    assert enforcer.verifiers["trust"].seen == []
+
+
+async def test_no_matching_policy_denies_naming_what_was_searched():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", {}))))
+    response = await decide(enforcer, workload("Pod", pod_spec("quay.io/app:1")))
+    assert response["allowed"] is False
+    assert "no ClusterImagePolicy matches" in response["status"]["message"]
+
+
+async def test_namespace_image_policy_hides_cluster_policies():
+    state = make_state(cluster_policy("c", ("*", {})), image_policy("p", "team", ("reg.io/*", {})))
+    response = await decide(
+        make_enforcer(state), workload("Pod", pod_spec("quay.io/x"), namespace="team")
+    )
+    assert response["allowed"] is False
+    assert "no ImagePolicy in namespace 'team'" in response["status"]["message"]
+
+
+async def test_deny_lists_every_failing_image_with_its_reason():
+    state = make_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
+    obj = workload("Pod", pod_spec("good/a", "bad/b", "Bad/Case", "other/c"))
+    message = (await decide(make_enforcer(state), obj))["status"]["message"]
+    assert "image bad/b: simple: simple signing requirement 1 is 'reject'" in message
+    assert "image Bad/Case: " in message and "lower-case" in message
+    assert "image other/c: no ClusterImagePolicy matches" in message
+    assert "image good/a" not in message
+
+
+@pytest.mark.parametrize("field", ["init", "ephemeral"])
+async def test_init_and_ephemeral_containers_are_checked(field):
+    state = make_state(cluster_policy("c", ("good/*", {}), ("bad/*", REJECT)))
+    obj = workload("Pod", pod_spec("good/a", **{field: ("bad/debugger",)}))
+    response = await decide(make_enforcer(state), obj, operation="UPDATE")
+    assert response["allowed"] is False and "bad/debugger" in response["status"]["message"]
+
+
+async def test_zero_replica_workloads_are_checked():
+    state = make_state(cluster_policy("c", ("*", REJECT)))
+    obj = workload("Deployment", pod_spec("x/y"), replicas=0)
+    assert (await decide(make_enforcer(state), obj))["allowed"] is False
+
+
+async def test_distinct_images_are_verified_once_and_every_container_is_patched():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    obj = workload("Deployment", pod_spec("reg.io/a:1", "reg.io/a:1", init=("reg.io/a:1",)))
+    response = await decide(enforcer, obj)
+    assert enforcer.verifiers["trust"].seen == ["reg.io/a:1"]
+    paths = [op["path"] for op in decode_patch(response)]
+    assert paths == [
+        "/spec/template/spec/initContainers/0/image",
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/spec/containers/1/image",
+    ]
+
+
+async def test_digest_reference_already_pinned_gets_no_patch():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    response = await decide(enforcer, workload("Pod", pod_spec(f"reg.io/a@{DIGEST_A}")))
+    assert response["allowed"] is True and "patch" not in response
+
+
+async def test_digest_reference_that_differs_from_the_verified_digest_is_denied():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    response = await decide(enforcer, workload("Pod", pod_spec(f"reg.io/a@{DIGEST_B}")))
+    assert response["allowed"] is False and "verified digest is" in response["status"]["message"]
+
+
+async def test_verification_error_denies_with_the_verifier_reason():
+    enforcer = make_enforcer(
+        make_state(cluster_policy("c", ("reg.io/*", TRUST))),
+        error=VerificationError("no signed target for tag 1"),
+    )
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["status"]["message"].endswith(
+        "image reg.io/a:1: trust: no signed target for tag 1"
+    )
+
+
+async def test_unexpected_verifier_crash_denies():
+    enforcer = make_enforcer(
+        make_state(cluster_policy("c", ("reg.io/*", TRUST))), error=RuntimeError("boom")
+    )
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is False and "internal error" in response["status"]["message"]
+
+
+async def test_missing_trust_verifier_fails_closed():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))), trust=False)
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is False
+    assert (
+        "requires trust verification, but the trust verifier is not installed"
+        in response["status"]["message"]
+    )
+
+
+async def test_slow_verification_is_denied_when_the_budget_runs_out():
+    enforcer = make_enforcer(
+        make_state(cluster_policy("c", ("reg.io/*", TRUST))), timeout=0.2, delay=5
+    )
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is False
+    assert "did not finish within 0.2s" in response["status"]["message"]
+
+
+async def test_trust_and_simple_must_agree_on_the_digest():
+    class OtherDigest(SimpleVerifier):
+        async def verify(self, check):
+            return Verdict("simple", DIGEST_B)
+
+    state = make_state(cluster_policy("c", ("reg.io/*", BOTH)))
+    enforcer = make_enforcer(state)
+    enforcer.verifiers["simple"] = OtherDigest(enforcer.verifiers["simple"].context)
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is False
+    assert f"simple verified {DIGEST_B}, trust verified {DIGEST_A}" in response["status"]["message"]
+
+
+async def test_trust_and_simple_agreeing_is_allowed_and_pinned():
+    class SameDigest(SimpleVerifier):
+        async def verify(self, check):
+            return Verdict("simple", DIGEST_A)
+
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", BOTH))))
+    enforcer.verifiers["simple"] = SameDigest(enforcer.verifiers["simple"].context)
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is True
+    assert decode_patch(response)[0]["value"] == f"reg.io/a@{DIGEST_A}"
+
+
+OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "uid-rs"}
+REPLICASET = {
+    "apiVersion": "apps/v1",
+    "kind": "ReplicaSet",
+    "metadata": {"name": "web-1", "namespace": "default", "uid": "uid-rs"},
+}
+
+
+async def test_child_of_an_existing_owner_is_allowed_without_checks():
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    assert response["allowed"] is True and "patch" not in response
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        {**OWNER, "uid": "forged-uid"},
+        {**OWNER, "name": "not-there"},
+        {**OWNER, "apiVersion": "example.com/v1"},
+        {**OWNER, "kind": "ConfigMap", "apiVersion": "v1"},
+    ],
+    ids=["wrong-uid", "missing-owner", "other-group", "not-an-owner-kind"],
+)
+async def test_fabricated_owner_reference_does_not_bypass_checks(owner):
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[owner]))
+    assert response["allowed"] is False
+
+
+async def test_owner_in_another_namespace_does_not_count():
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    obj = workload("Pod", pod_spec("x/y"), namespace="elsewhere", owners=[OWNER])
+    assert (await decide(make_enforcer(state), obj))["allowed"] is False
+
+
+async def test_unsupported_kind_is_denied_with_a_message():
+    state = make_state(cluster_policy("c", ("*", {})))
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    response = await decide(make_enforcer(state), obj)
+    assert (
+        response["allowed"] is False
+        and "not a workload portieris checks" in response["status"]["message"]
+    )
+
+
+async def test_delete_is_not_checked():
+    state = make_state(cluster_policy("c", ("*", REJECT)))
+    obj = workload("Pod", pod_spec("x/y"))
+    response = await decide(make_enforcer(state), obj, operation="DELETE")
+    assert response["allowed"] is True
+
+
+async def test_invalid_policy_in_scope_denies_everything_there():
+    state = make_state(cluster_policy("c", ("*", {})))
+    bad = image_policy("broken", "team", ("*", {"trust": {"enabled": "yes"}}))
+    with pytest.raises(Exception, match="must be true or false"):
+        state.put_policy(bad)
+    response = await decide(
+        make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="team")
+    )
+    assert response["allowed"] is False
+    assert "ImagePolicy team/broken" in response["status"]["message"]
+    other = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="other"))
+    assert other["allowed"] is True
