@@ -8,6 +8,7 @@ import pytest
 from portieris_webhook.admission.review import AdmissionResponse, PatchOperation, parse_review
 from portieris_webhook.admission.workloads import pod_spec, workload_kind
 from portieris_webhook.errors import InvalidAdmissionReview
+
 from tests.builders import GROUP_OF, review, workload
 from tests.builders import pod_spec as spec_of
 

@@ -12,6 +12,7 @@ from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.state import MemoryState
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+
 from tests.builders import (
     ACCEPT,
     REJECT,

@@ -5,6 +5,7 @@ import pytest
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.matching import NoPolicy, best_match, find_policy, pattern_matches
 from portieris_webhook.policy.model import parse_policy_object
+
 from tests.builders import ACCEPT, REJECT, cluster_policy, image_policy
 
 FULL = {
