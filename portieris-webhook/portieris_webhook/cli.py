@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from portieris_webhook.admission.review import parse_review
 from portieris_webhook.admission.workloads import ContainerImage, PodSpec
 from portieris_webhook.app import enforcer_for
 from portieris_webhook.errors import PortierisError
+from portieris_webhook.kube import cluster_state
 from portieris_webhook.manifests import load_manifests
 from portieris_webhook.metrics import Metrics
 from portieris_webhook.server import WebhookApp, render, running, wait_for_signal
@@ -64,10 +66,6 @@ def _offline_state(conf: cfg.ConfigOpts) -> StateView:
             "--manifests DIR is required (the directory that stands in for the cluster)"
         )
     return load_manifests(conf.manifests)
-
-
-def _cluster_state(conf: cfg.ConfigOpts) -> StateView:
-    raise PortierisError("cluster mode is not available in this build; run with --manifests DIR")
 
 
 def _read_text(source: str) -> str:
@@ -119,15 +117,21 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
 
 
 async def _serve(conf: cfg.ConfigOpts) -> int:
-    state = _offline_state(conf) if conf.manifests else _cluster_state(conf)
     tls = ReloadingTLS(conf.tls_cert_file, conf.tls_key_file)
-    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+    async with contextlib.AsyncExitStack() as stack:
+        if conf.manifests:
+            state: StateView = _offline_state(conf)
+        else:
+            state = await stack.enter_async_context(cluster_state(conf.kubeconfig))
+        enforcer = await stack.enter_async_context(enforcer_for(state, config.settings_from(conf)))
         webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
-        async with running(
-            webhook, tls, conf.host, conf.port, conf.metrics_port, conf.cert_reload_interval
-        ) as urls:
-            print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
-            await wait_for_signal()
+        urls = await stack.enter_async_context(
+            running(
+                webhook, tls, conf.host, conf.port, conf.metrics_port, conf.cert_reload_interval
+            )
+        )
+        print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
+        await wait_for_signal()
     return 0
 
 

@@ -77,7 +77,14 @@ class Enforcer:
         for ref in request.owners:
             if (ref.group, ref.kind) not in OWNER_KINDS:
                 continue
-            if await self.state.owner_exists(request.namespace, ref):
+            try:
+                exists = await self.state.owner_exists(request.namespace, ref)
+            except PortierisError as exc:
+                LOG.warning(
+                    "cannot check owner %s %s: %s; checking images instead", ref.kind, ref.name, exc
+                )
+                exists = False
+            if exists:
                 return f"{ref.kind} {request.namespace}/{ref.name}"
             LOG.warning(
                 "%s %s/%s names owner %s %s (uid %s), which does not exist: checking its images",

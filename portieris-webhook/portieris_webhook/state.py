@@ -179,6 +179,17 @@ class MemoryState:
     def delete_service_account(self, namespace: str, name: str) -> None:
         self._service_accounts.pop((namespace, name), None)
 
+    def clear(self, kind: str) -> None:
+        """Forget every object of `kind` (before a full relist from the API server)."""
+        if kind in (IMAGE_POLICY, CLUSTER_IMAGE_POLICY):
+            for store in (self._policies, self._invalid):
+                for key in [k for k in store if k[0] == kind]:
+                    del store[key]
+        elif kind == "Secret":
+            self._secrets.clear()
+        elif kind == "ServiceAccount":
+            self._service_accounts.clear()
+
     def put_object(self, obj: Mapping[str, Any]) -> None:
         """Record any other object (a possible owner) by group, kind, namespace, name -> uid."""
         meta = obj.get("metadata") or {}

@@ -1,0 +1,292 @@
+"""Cluster mode: caches kept current by list+watch on the Kubernetes API, and owner lookups.
+
+Everything here is asynchronous (aiohttp), so no API call ever blocks the
+event loop. Each watched resource has an informer: list (paged), then watch
+from the list's resourceVersion; on `410 Gone` list again; on any other
+failure back off and retry. The webhook is ready once every informer has
+listed once; afterwards it keeps answering from the last known state while a
+lost watch reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from portieris_webhook.errors import ConfigurationError, PortierisError, RemoteError
+from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, GROUP, IMAGE_POLICY, VERSION
+from portieris_webhook.state import MemoryState, OwnerRef
+
+LOG = logging.getLogger(__name__)
+
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+WATCH_TIMEOUT_SECONDS = 290
+PAGE_SIZE = 500
+OWNER_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    path: str
+
+
+WATCHED = (
+    Resource(IMAGE_POLICY, f"/apis/{GROUP}/{VERSION}/imagepolicies"),
+    Resource(CLUSTER_IMAGE_POLICY, f"/apis/{GROUP}/{VERSION}/clusterimagepolicies"),
+    Resource("Secret", "/api/v1/secrets"),
+    Resource("ServiceAccount", "/api/v1/serviceaccounts"),
+)
+
+
+class KubeApi:
+    """A minimal async client: GET JSON, and stream watch events."""
+
+    def __init__(
+        self, server: str, ssl_context: ssl.SSLContext, token: str | None, token_file: str | None
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.ssl_context = ssl_context
+        self._token, self._token_file = token, token_file
+        self._token_read = 0.0
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context), trust_env=False
+            )
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        # Bound service-account tokens rotate: re-read the file at most once a minute.
+        if self._token_file and time.monotonic() - self._token_read > 60:
+            with contextlib.suppress(OSError), open(self._token_file, encoding="utf-8") as handle:
+                self._token = handle.read().strip()
+            self._token_read = time.monotonic()
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    async def get(
+        self, path: str, query: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> Any:
+        """GET a JSON document; None for 404; RemoteError for anything else that is not 200."""
+        url = self.server + path + (f"?{urlencode(query)}" if query else "")
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.session.get(url, headers=self._headers()) as resp:
+                    if resp.status == 404:
+                        return None
+                    body = await resp.read()
+                    if resp.status != 200:
+                        raise RemoteError(
+                            f"Kubernetes API GET {path}: HTTP {resp.status}: {body[:300]!r}"
+                        )
+                    return json.loads(body)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise RemoteError(f"Kubernetes API GET {path} failed: {exc!r}") from exc
+
+    async def watch(self, path: str, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+        }
+        url = f"{self.server}{path}?{urlencode(query)}"
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=10, sock_read=WATCH_TIMEOUT_SECONDS + 30
+        )
+        async with self.session.get(url, headers=self._headers(), timeout=timeout) as resp:
+            if resp.status != 200:
+                raise RemoteError(f"Kubernetes API watch {path}: HTTP {resp.status}")
+            async for line in resp.content:
+                if line.strip():
+                    yield json.loads(line)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def connect(kubeconfig: str | None) -> KubeApi:
+    """A KubeApi from a kubeconfig file, or the in-cluster service account."""
+    from kubernetes import client, config  # imported here: only cluster mode needs it
+
+    configuration = client.Configuration()
+    token_file = None
+    try:
+        if kubeconfig:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        else:
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+            token_file = IN_CLUSTER_TOKEN
+    except (config.ConfigException, OSError, ValueError) as exc:
+        where = kubeconfig or "the in-cluster service account"
+        raise ConfigurationError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    if not configuration.verify_ssl:
+        LOG.warning("kubeconfig disables TLS verification of the API server")
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    auth = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
+    token = auth.removeprefix("Bearer ").strip() if isinstance(auth, str) else None
+    if token_file and not os.path.exists(token_file):
+        token_file = None
+    return KubeApi(configuration.host, context, token, token_file)
+
+
+class ClusterState(MemoryState):
+    """MemoryState fed by informers; owner existence asked of the API (cached)."""
+
+    def __init__(self, api: KubeApi) -> None:
+        super().__init__()
+        self.api = api
+        self._owners: dict[tuple[str, str, str, str, str], float] = {}
+
+    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool:
+        key = (namespace, owner.group, owner.kind, owner.name, owner.uid)
+        if self._owners.get(key, 0.0) > time.monotonic():
+            return True
+        plural = owner.kind.lower() + "s"
+        base = f"/apis/{owner.api_version}" if owner.group else f"/api/{owner.api_version}"
+        found = await self.api.get(f"{base}/namespaces/{namespace}/{plural}/{owner.name}")
+        exists = isinstance(found, dict) and (found.get("metadata") or {}).get("uid") == owner.uid
+        if exists:
+            self._owners[key] = time.monotonic() + OWNER_CACHE_SECONDS
+        return exists
+
+
+def _apply(state: MemoryState, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+    meta = obj.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    try:
+        if kind in (IMAGE_POLICY, CLUSTER_IMAGE_POLICY):
+            if event == "DELETED":
+                state.delete_policy(obj)
+            else:
+                state.put_policy(obj)
+        elif kind == "Secret":
+            if event == "DELETED":
+                state.delete_secret(namespace, name)
+            else:
+                state.put_secret(obj)
+        elif kind == "ServiceAccount":
+            if event == "DELETED":
+                state.delete_service_account(namespace, name)
+            else:
+                state.put_service_account(obj)
+    except PortierisError as exc:
+        # Stored as invalid (policies) or skipped (secrets); images it governs are denied.
+        LOG.warning("%s %s/%s: %s", kind, namespace, name, exc)
+
+
+class Informer:
+    def __init__(self, api: KubeApi, resource: Resource, state: MemoryState) -> None:
+        self.api, self.resource, self.state = api, resource, state
+        self.synced = asyncio.Event()
+        self.relists = 0
+
+    async def _list(self) -> str:
+        items: list[dict[str, Any]] = []
+        query = {"limit": str(PAGE_SIZE)}
+        while True:
+            page = await self.api.get(self.resource.path, query, timeout=60)
+            if not isinstance(page, dict):
+                raise RemoteError(
+                    f"Kubernetes API {self.resource.path}: not found (is the CRD installed?)"
+                )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            query = {"limit": str(PAGE_SIZE), "continue": meta["continue"]}
+        self.state.clear(self.resource.kind)
+        api_version = page.get("apiVersion", "v1")
+        for item in items:
+            item.setdefault("kind", self.resource.kind)
+            item.setdefault("apiVersion", api_version)
+            _apply(self.state, self.resource.kind, "ADDED", item)
+        self.relists += 1
+        LOG.info("listed %d %s objects", len(items), self.resource.kind)
+        return str(meta.get("resourceVersion") or "")
+
+    async def _watch(self, resource_version: str) -> None:
+        while True:
+            async for event in self.api.watch(self.resource.path, resource_version):
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    LOG.info(
+                        "watch of %s ended: %s; listing again",
+                        self.resource.kind,
+                        obj.get("message"),
+                    )
+                    return
+                resource_version = str(
+                    (obj.get("metadata") or {}).get("resourceVersion") or resource_version
+                )
+                if kind != "BOOKMARK":
+                    _apply(self.state, self.resource.kind, str(kind), obj)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                version = await self._list()
+                self.synced.set()
+                backoff = 0.5
+                await self._watch(version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: retry with backoff
+                LOG.warning(
+                    "informer for %s failed (%s); retrying in %.1fs",
+                    self.resource.kind,
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+@contextlib.asynccontextmanager
+async def cluster_state(kubeconfig: str | None) -> AsyncIterator[ClusterState]:
+    """Start the informers; the state turns ready once all have listed; stop them on exit."""
+    api = connect(kubeconfig)
+    state = ClusterState(api)
+    informers = [Informer(api, resource, state) for resource in WATCHED]
+    tasks = [asyncio.create_task(i.run(), name=f"informer-{i.resource.kind}") for i in informers]
+
+    async def mark_ready() -> None:
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+        state.mark_ready()
+        LOG.info("caches synced: ready")
+
+    tasks.append(asyncio.create_task(mark_ready()))
+    try:
+        yield state
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await api.close()
