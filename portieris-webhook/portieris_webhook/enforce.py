@@ -74,6 +74,10 @@ class Enforcer:
         return self._answer(request, spec, decisions)
 
     async def _existing_owner(self, request: AdmissionRequest) -> str | None:
+        # Only a newly created object is the owner's doing. An UPDATE (an image edited on a
+        # ReplicaSet's pod, an ephemeral container added) is the user's and is checked.
+        if request.operation != "CREATE" or request.sub_resource:
+            return None
         for ref in request.owners:
             if (ref.group, ref.kind) not in OWNER_KINDS:
                 continue

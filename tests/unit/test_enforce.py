@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from portieris_webhook.admission.review import parse_review
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import VerificationError
 from portieris_webhook.http import HttpClient
@@ -21,6 +22,7 @@ from tests.builders import (
     image_policy,
     pod_spec,
     request_for,
+    review,
     workload,
 )
 
@@ -258,6 +260,23 @@ async def test_fabricated_owner_reference_does_not_bypass_checks(owner):
     state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[owner]))
     assert response["allowed"] is False
+
+
+async def test_updates_of_an_owned_pod_are_checked():
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    obj = workload("Pod", pod_spec("x/y", ephemeral=("x/debugger",)), owners=[OWNER])
+    response = await decide(make_enforcer(state), obj, operation="UPDATE")
+    assert response["allowed"] is False
+
+
+async def test_ephemeral_container_subresource_of_an_owned_pod_is_checked():
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    document = review(workload("Pod", pod_spec("x/y", ephemeral=("x/debugger",)), owners=[OWNER]))
+    document["request"]["subResource"] = "ephemeralcontainers"
+    document["request"]["operation"] = "CREATE"
+    enforcer = make_enforcer(state)
+    response = (await enforcer.decide(parse_review(document))).response.to_review()["response"]
+    assert response["allowed"] is False and "x/debugger" in response["status"]["message"]
 
 
 async def test_owner_in_another_namespace_does_not_count():

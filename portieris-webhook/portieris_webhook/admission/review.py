@@ -27,6 +27,7 @@ class AdmissionRequest:
     object: Mapping[str, Any] | None
     owners: tuple[OwnerRef, ...] = ()
     dry_run: bool = False
+    sub_resource: str = ""
 
     @property
     def display_name(self) -> str:
@@ -123,6 +124,7 @@ def parse_review(document: Any) -> AdmissionRequest:
         object=obj,
         owners=_owner_refs(metadata),
         dry_run=bool(request.get("dryRun", False)),
+        sub_resource=_string(request, "subResource", "request", required=False),
     )
 
 

@@ -1,0 +1,1107 @@
+"""The helm chart helm-charts/portieris: lint, rendered objects for every value, CRD schemas.
+
+Rendering uses the real helm binary (found by tests/e2e/controlplane.py) and
+asserts on the parsed objects. CRD schemas are checked twice: offline with
+jsonschema (structure, types, enums, unknown fields as kubectl's strict field
+validation rejects them) and, marked e2e, by a real kube-apiserver, which also
+runs the CEL rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from portieris_webhook.errors import InvalidPolicy
+from portieris_webhook.policy.model import parse_policy_object
+
+from tests.e2e.controlplane import ControlPlane, binaries
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "helm-charts" / "portieris"
+CONTAINERFILE = REPO_ROOT / "portieris-webhook" / "Containerfile"
+GROUP = "portieris.cloud.ibm.com"
+NS = "portieris"
+SKIP_LABEL = "securityenforcement.admission.cloud.ibm.com/namespace"
+
+
+# --- helpers
+
+
+@cache
+def helm() -> str:
+    return binaries().helm
+
+
+def run_helm(
+    *args: str, values: Mapping[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [helm(), *args]
+    if values is not None:
+        argv += ["--values", "-"]
+    return subprocess.run(
+        argv,
+        input=yaml.safe_dump(dict(values)) if values is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def render(values: Mapping[str, Any] | None = None, namespace: str = NS) -> list[dict[str, Any]]:
+    proc = run_helm("template", "portieris", str(CHART), "--namespace", namespace, values=values)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def render_error(values: Mapping[str, Any]) -> str:
+    proc = run_helm("template", "portieris", str(CHART), "--namespace", NS, values=values)
+    assert proc.returncode != 0, "helm template should have refused these values"
+    return proc.stderr
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (only,) = pod_spec(docs)["containers"]
+    return dict(only)
+
+
+def webhook(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (hook,) = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    return dict(hook)
+
+
+def arg_values(docs: list[dict[str, Any]], option: str) -> list[str]:
+    prefix = f"--{option}="
+    return [a[len(prefix) :] for a in container(docs)["args"] if a.startswith(prefix)]
+
+
+def ns_expressions(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    selector = webhook(docs).get("namespaceSelector") or {}
+    return list(selector.get("matchExpressions", []))
+
+
+def label_selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def pem_cert(pem: str | bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
+
+
+def dns_names(cert: x509.Certificate) -> set[str]:
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(san.get_values_for_type(x509.DNSName))
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    return render()
+
+
+# --- lint and schema of values
+
+
+def test_helm_lint_strict_passes() -> None:
+    proc = run_helm("lint", "--strict", str(CHART))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+EVERY_OPTION = {
+    "replicaCount": 2,
+    "image": {"repository": "registry.local:9001/portieris/webhook", "tag": "1.2.3"},
+    "imagePullSecrets": [{"name": "default-registry-key"}],
+    "webHooks": {"failurePolicy": "Ignore", "timeoutSeconds": 20, "excludedNamespaces": ["x"]},
+    "verifyTimeout": 15,
+    "remoteTimeout": 4,
+    "defaultTrustServer": "https://notary.example:4443",
+    "TrustedCACert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    "UseCertManager": True,
+    "certManagerIssuer": {"kind": "ClusterIssuer", "name": "platform-ca"},
+    "AllowAdmissionSkip": True,
+    "NamespaceSelectorAdmissionSkip": [{"key": "env", "operator": "NotIn", "values": ["dev"]}],
+    "ObjectSelectorAdmissionSkip": [{"key": "app", "operator": "Exists"}],
+    "clusterPolicy": {"allowedRepositories": ["registry.local:9001/*"]},
+    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+    "tolerations": [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}],
+    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+    "affinity": {"nodeAffinity": {}},
+    "podDisruptionBudget": {"enabled": True, "minAvailable": 2},
+}
+
+
+def test_helm_lint_strict_passes_with_every_option_set() -> None:
+    proc = run_helm("lint", "--strict", str(CHART), values=EVERY_OPTION)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"useCertManager": True}, "useCertManager"),
+        ({"webHooks": {"failurePolicy": "Never"}}, "failurePolicy"),
+        ({"webHooks": {"timeoutSeconds": 31}}, "timeoutSeconds"),
+        ({"replicaCount": 0}, "replicaCount"),
+        ({"certManagerIssuer": {"kind": "Vault"}}, "kind"),
+        ({"NamespaceSelectorAdmissionSkip": [{"key": "k", "operator": "Maybe"}]}, "operator"),
+        ({"clusterPolicy": {"allowedRepositories": ["has space"]}}, "allowedRepositories"),
+    ],
+)
+def test_values_schema_rejects_mistakes(values: dict[str, Any], complaint: str) -> None:
+    assert complaint in render_error(values)
+
+
+# --- objects
+
+
+def test_default_render_has_exactly_the_expected_objects(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    got = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in default_docs}
+    assert got == {
+        ("ServiceAccount", NS, "portieris"),
+        ("ClusterRole", None, "portieris"),
+        ("ClusterRoleBinding", None, "portieris"),
+        ("Service", NS, "portieris"),
+        ("Deployment", NS, "portieris"),
+        ("PodDisruptionBudget", NS, "portieris"),
+        ("Secret", NS, "portieris-certs"),
+        ("MutatingWebhookConfiguration", None, "image-admission-config"),
+        ("ImagePolicy", NS, "portieris-self"),
+        ("ImagePolicy", "kube-system", "portieris-kube-system"),
+        ("ClusterImagePolicy", None, "portieris-default-cluster-policy"),
+    }
+
+
+def test_crds_come_only_from_the_crds_directory(default_docs: list[dict[str, Any]]) -> None:
+    # helm installs crds/ before rendering templates, so the default policies
+    # the templates create always find their kinds.
+    assert not kinds(default_docs, "CustomResourceDefinition")
+    assert not list((CHART / "templates").glob("*crd*"))
+    assert {p.name for p in (CHART / "crds").iterdir()} == {
+        "imagepolicies.yaml",
+        "clusterimagepolicies.yaml",
+    }
+
+
+def test_objects_follow_the_release_namespace() -> None:
+    docs = render(namespace="ibm-system")
+    for doc in docs:
+        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}:
+            continue
+        if (
+            doc["kind"] == "ClusterImagePolicy"
+            or doc["metadata"]["name"] == "portieris-kube-system"
+        ):
+            continue
+        assert doc["metadata"]["namespace"] == "ibm-system", doc["kind"]
+    assert webhook(docs)["clientConfig"]["service"]["namespace"] == "ibm-system"
+    (subject,) = one(docs, "ClusterRoleBinding")["subjects"]
+    assert subject == {"kind": "ServiceAccount", "name": "portieris", "namespace": "ibm-system"}
+
+
+# --- deployment
+
+
+def test_deployment_runs_three_replicas_by_default(default_docs: list[dict[str, Any]]) -> None:
+    assert one(default_docs, "Deployment")["spec"]["replicas"] == 3
+
+
+def test_replica_count_is_configurable() -> None:
+    assert one(render({"replicaCount": 5}), "Deployment")["spec"]["replicas"] == 5
+
+
+def test_deployment_selector_selects_its_pods(default_docs: list[dict[str, Any]]) -> None:
+    deployment = one(default_docs, "Deployment")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector and label_selects(
+        selector, deployment["spec"]["template"]["metadata"]["labels"]
+    )
+
+
+def test_pdb_selector_really_selects_the_pods(default_docs: list[dict[str, Any]]) -> None:
+    pdb = one(default_docs, "PodDisruptionBudget")
+    deployment = one(default_docs, "Deployment")
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    assert label_selects(
+        pdb["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+    )
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_pdb_min_available_and_disable() -> None:
+    pdb = one(render({"podDisruptionBudget": {"minAvailable": 2}}), "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2
+    assert "maxUnavailable" not in pdb["spec"]
+    assert not kinds(render({"podDisruptionBudget": {"enabled": False}}), "PodDisruptionBudget")
+
+
+def test_service_selects_the_pods_and_maps_443_to_the_https_port(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    service = one(default_docs, "Service")
+    labels = one(default_docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert label_selects(service["spec"]["selector"], labels)
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in container(default_docs)["ports"]}
+    assert ports["https"]["port"] == 443
+    assert container_ports[ports["https"]["targetPort"]] == 8000
+    assert ports["metrics"]["port"] == 8080
+    assert container_ports[ports["metrics"]["targetPort"]] == 8080
+    assert arg_values(default_docs, "port") == ["8000"]
+    assert arg_values(default_docs, "metrics-port") == ["8080"]
+
+
+def test_default_pod_anti_affinity_spreads_replicas_over_nodes(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    affinity = pod_spec(default_docs)["affinity"]
+    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    pod_labels = one(default_docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert label_selects(term["podAffinityTerm"]["labelSelector"]["matchLabels"], pod_labels)
+
+
+def test_affinity_value_replaces_the_default() -> None:
+    affinity: dict[str, Any] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+    }
+    assert pod_spec(render({"affinity": affinity}))["affinity"] == affinity
+
+
+def test_priority_class(default_docs: list[dict[str, Any]]) -> None:
+    assert pod_spec(default_docs)["priorityClassName"] == "system-cluster-critical"
+    assert pod_spec(render({"priorityClassName": "high"}))["priorityClassName"] == "high"
+    assert "priorityClassName" not in pod_spec(render({"priorityClassName": ""}))
+
+
+def test_pod_runs_non_root_with_read_only_root_filesystem(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    spec = pod_spec(default_docs)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    security = container(default_docs)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_tmp_is_a_writable_empty_dir_and_gpg_home(default_docs: list[dict[str, Any]]) -> None:
+    spec = pod_spec(default_docs)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(default_docs)["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert not mounts["/tmp"].get("readOnly", False)
+    env = {e["name"]: e["value"] for e in container(default_docs)["env"]}
+    assert env["HOME"] == "/tmp"
+
+
+def test_serving_certificate_is_mounted_from_the_cert_secret(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    volumes = {v["name"]: v for v in pod_spec(default_docs)["volumes"]}
+    mounts = {m["name"]: m for m in container(default_docs)["volumeMounts"]}
+    (certs,) = [
+        n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == "portieris-certs"
+    ]
+    directory = mounts[certs]["mountPath"]
+    assert arg_values(default_docs, "tls-cert-file") == [f"{directory}/tls.crt"]
+    assert arg_values(default_docs, "tls-key-file") == [f"{directory}/tls.key"]
+
+
+def test_resource_requests_are_set_and_configurable(default_docs: list[dict[str, Any]]) -> None:
+    requests = container(default_docs)["resources"]["requests"]
+    assert requests["cpu"] and requests["memory"]
+    resources = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert container(render({"resources": resources}))["resources"] == resources
+
+
+@pytest.mark.parametrize(
+    ("probe", "path"),
+    [("livenessProbe", "/health/liveness"), ("readinessProbe", "/health/readiness")],
+)
+def test_probes_use_the_health_endpoints_over_https(
+    default_docs: list[dict[str, Any]], probe: str, path: str
+) -> None:
+    get = container(default_docs)[probe]["httpGet"]
+    assert (get["path"], get["scheme"], get["port"]) == (path, "HTTPS", "https")
+
+
+def test_prometheus_scrape_annotations(default_docs: list[dict[str, Any]]) -> None:
+    for found in (
+        one(default_docs, "Deployment")["spec"]["template"]["metadata"]["annotations"],
+        one(default_docs, "Service")["metadata"]["annotations"],
+    ):
+        assert found["prometheus.io/scrape"] == "true"
+        assert found["prometheus.io/port"] == "8080"
+        assert found["prometheus.io/path"] == "/metrics"
+    docs = render({"metrics": {"scrape": False}})
+    pod_annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"] or {}
+    assert "prometheus.io/scrape" not in pod_annotations
+
+
+def test_image_values() -> None:
+    docs = render(
+        {
+            "image": {
+                "repository": "registry.local:9001/p/webhook",
+                "tag": "9.9",
+                "pullPolicy": "Always",
+            }
+        }
+    )
+    assert container(docs)["image"] == "registry.local:9001/p/webhook:9.9"
+    assert container(docs)["imagePullPolicy"] == "Always"
+
+
+def test_image_tag_defaults_to_the_app_version(default_docs: list[dict[str, Any]]) -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container(default_docs)["image"].endswith(f":{app_version}")
+
+
+def test_image_pull_secrets() -> None:
+    docs = render({"imagePullSecrets": [{"name": "default-registry-key"}]})
+    assert pod_spec(docs)["imagePullSecrets"] == [{"name": "default-registry-key"}]
+
+
+def test_tolerations_and_node_selector_pass_through(default_docs: list[dict[str, Any]]) -> None:
+    assert "tolerations" not in pod_spec(default_docs)
+    assert "nodeSelector" not in pod_spec(default_docs)
+    tolerations = [
+        {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    node_selector = {"kubernetes.io/os": "linux"}
+    spec = pod_spec(render({"tolerations": tolerations, "nodeSelector": node_selector}))
+    assert spec["tolerations"] == tolerations
+    assert spec["nodeSelector"] == node_selector
+
+
+def test_trusted_ca_cert_is_mounted_and_passed_as_ca_file() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+    docs = render({"TrustedCACert": pem})
+    config_map = one(docs, "ConfigMap")
+    (key,) = config_map["data"]
+    assert config_map["data"][key].strip() == pem.strip()
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    (volume,) = [
+        n
+        for n, v in volumes.items()
+        if v.get("configMap", {}).get("name") == config_map["metadata"]["name"]
+    ]
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["name"] == volume]
+    assert arg_values(docs, "ca-file") == [f"{mount['mountPath']}/{key}"]
+    annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/trusted-ca" in annotations
+
+
+def test_no_ca_file_without_trusted_ca_cert(default_docs: list[dict[str, Any]]) -> None:
+    assert arg_values(default_docs, "ca-file") == []
+    assert not kinds(default_docs, "ConfigMap")
+
+
+def test_default_trust_server_is_passed_when_set(default_docs: list[dict[str, Any]]) -> None:
+    assert arg_values(default_docs, "default-trust-server") == []
+    docs = render({"defaultTrustServer": "https://notary.registry.local:4443"})
+    assert arg_values(docs, "default-trust-server") == ["https://notary.registry.local:4443"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, "8"),
+        ({"webHooks": {"timeoutSeconds": 30}}, "28"),
+        ({"webHooks": {"timeoutSeconds": 2}}, "1"),
+        ({"verifyTimeout": 4.5}, "4.5"),
+    ],
+)
+def test_verify_timeout_stays_inside_the_webhook_timeout(
+    values: dict[str, Any], expected: str
+) -> None:
+    assert arg_values(render(values), "verify-timeout") == [expected]
+
+
+def test_remote_timeout_and_extra_args() -> None:
+    docs = render({"remoteTimeout": 3, "extraArgs": ["--trust-refresh-interval=60"]})
+    assert arg_values(docs, "remote-timeout") == ["3"]
+    assert arg_values(docs, "trust-refresh-interval") == ["60"]
+
+
+# --- RBAC
+
+
+def test_cluster_role_is_read_only_and_exactly_what_the_webhook_reads(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in one(default_docs, "ClusterRole")["rules"]:
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    watched = {"get", "list", "watch"}
+    assert granted == {
+        (GROUP, "imagepolicies"): watched,
+        (GROUP, "clusterimagepolicies"): watched,
+        ("", "secrets"): watched,
+        ("", "serviceaccounts"): watched,
+        ("", "pods"): {"get"},
+        ("", "replicationcontrollers"): {"get"},
+        ("apps", "deployments"): {"get"},
+        ("apps", "replicasets"): {"get"},
+        ("apps", "statefulsets"): {"get"},
+        ("apps", "daemonsets"): {"get"},
+        ("batch", "jobs"): {"get"},
+        ("batch", "cronjobs"): {"get"},
+    }
+
+
+def test_cluster_role_binding_binds_the_pods_service_account(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    binding = one(default_docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": one(default_docs, "ClusterRole")["metadata"]["name"],
+    }
+    account = one(default_docs, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+    assert pod_spec(default_docs)["serviceAccountName"] == account["name"]
+
+
+# --- webhook configuration
+
+
+def test_webhook_rules_cover_every_workload_kind_on_create_and_update(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    covered: set[tuple[str, str, str]] = set()
+    for rule in webhook(default_docs)["rules"]:
+        assert sorted(rule["operations"]) == ["CREATE", "UPDATE"]
+        for group in rule["apiGroups"]:
+            for version in rule["apiVersions"]:
+                covered.update((group, version, r) for r in rule["resources"])
+    assert covered >= {
+        ("", "v1", "pods"),
+        ("", "v1", "replicationcontrollers"),
+        ("apps", "v1", "deployments"),
+        ("apps", "v1", "replicasets"),
+        ("apps", "v1", "statefulsets"),
+        ("apps", "v1", "daemonsets"),
+        ("batch", "v1", "jobs"),
+        ("batch", "v1", "cronjobs"),
+    }
+    # Ephemeral containers are added through a subresource; they are checked too.
+    assert ("", "v1", "pods/ephemeralcontainers") in covered
+
+
+def test_webhook_talks_admission_v1_to_the_service_without_side_effects(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    hook = webhook(default_docs)
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    service = one(default_docs, "Service")
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": service["metadata"]["namespace"],
+        "path": "/admit",
+        "port": 443,
+    }
+
+
+def test_failure_policy_defaults_to_fail_and_can_be_ignore(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    assert webhook(default_docs)["failurePolicy"] == "Fail"
+    assert webhook(render({"webHooks": {"failurePolicy": "Ignore"}}))["failurePolicy"] == "Ignore"
+
+
+def test_timeout_seconds_from_values(default_docs: list[dict[str, Any]]) -> None:
+    assert webhook(default_docs)["timeoutSeconds"] == 10
+    assert webhook(render({"webHooks": {"timeoutSeconds": 25}}))["timeoutSeconds"] == 25
+
+
+def test_release_namespace_is_excluded_so_the_webhook_can_always_start(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    assert {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "NotIn",
+        "values": [NS],
+    } in ns_expressions(default_docs)
+    assert "objectSelector" not in webhook(default_docs)
+
+
+def test_release_namespace_exclusion_can_be_switched_off() -> None:
+    assert "namespaceSelector" not in webhook(render({"webHooks": {"skipReleaseNamespace": False}}))
+
+
+def test_excluded_namespaces_join_the_release_namespace() -> None:
+    docs = render({"webHooks": {"excludedNamespaces": ["kube-system", NS]}})
+    (expression,) = [e for e in ns_expressions(docs) if e["key"] == "kubernetes.io/metadata.name"]
+    assert expression == {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "NotIn",
+        "values": [NS, "kube-system"],
+    }
+
+
+def test_allow_admission_skip_adds_the_portieris_skip_label(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    assert all(e["key"] != SKIP_LABEL for e in ns_expressions(default_docs))
+    docs = render({"AllowAdmissionSkip": True})
+    assert {"key": SKIP_LABEL, "operator": "NotIn", "values": ["skip"]} in ns_expressions(docs)
+
+
+def test_namespace_selector_admission_skip_adds_requirements() -> None:
+    extra = {"key": "environment", "operator": "NotIn", "values": ["sandbox"]}
+    docs = render(
+        {"NamespaceSelectorAdmissionSkip": [extra], "webHooks": {"skipReleaseNamespace": False}}
+    )
+    assert ns_expressions(docs) == [extra]
+
+
+def test_object_selector_admission_skip_becomes_the_object_selector() -> None:
+    extra = {"key": "portieris.cloud.ibm.com/skip", "operator": "DoesNotExist"}
+    docs = render({"ObjectSelectorAdmissionSkip": [extra]})
+    assert webhook(docs)["objectSelector"] == {"matchExpressions": [extra]}
+
+
+# --- certificates
+
+
+def test_default_certificate_is_generated_for_the_service_and_matches_the_ca_bundle() -> None:
+    docs = render(namespace="secure")
+    secret = one(docs, "Secret", "portieris-certs")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    ca_bundle = base64.b64decode(webhook(docs)["clientConfig"]["caBundle"])
+    assert ca_bundle == data["ca.crt"]
+    ca, cert = pem_cert(ca_bundle), pem_cert(data["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    assert "portieris.secure.svc" in dns_names(cert)
+
+
+def test_generated_certs_from_the_gencerts_script(tmp_path: Path) -> None:
+    subprocess.run(
+        [str(CHART / "gencerts"), "ibm-system", str(tmp_path)], check=True, capture_output=True
+    )
+    values = yaml.safe_load((tmp_path / "values-certs.yaml").read_text())
+    docs = render(values, namespace="ibm-system")
+    secret = one(docs, "Secret", "portieris-certs")
+    assert base64.b64decode(secret["data"]["tls.crt"]) == (tmp_path / "tls.crt").read_bytes()
+    assert base64.b64decode(secret["data"]["tls.key"]) == (tmp_path / "tls.key").read_bytes()
+    ca_bundle = base64.b64decode(webhook(docs)["clientConfig"]["caBundle"])
+    assert ca_bundle == (tmp_path / "ca.crt").read_bytes()
+    assert "cert-manager.io/inject-ca-from" not in (
+        one(docs, "MutatingWebhookConfiguration")["metadata"].get("annotations") or {}
+    )
+
+
+def test_gencerts_makes_a_ca_and_a_serving_certificate_for_the_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [str(CHART / "gencerts"), "team-a", str(tmp_path)], check=True, capture_output=True
+    )
+    ca = pem_cert((tmp_path / "ca.crt").read_bytes())
+    cert = pem_cert((tmp_path / "tls.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage
+    assert dns_names(cert) == {
+        "portieris",
+        "portieris.team-a",
+        "portieris.team-a.svc",
+        "portieris.team-a.svc.cluster.local",
+    }
+    assert not list(tmp_path.glob("*ca.key*")), "the CA key must not be left behind"
+
+
+def test_gencerts_refuses_an_invalid_namespace(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(CHART / "gencerts"), "Not_A_Namespace", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode != 0
+    assert "namespace" in proc.stderr
+
+
+def test_generated_certs_need_every_pem() -> None:
+    assert "gencerts" in render_error({"UseGeneratedCerts": {"enabled": True, "tlsCert": "x"}})
+
+
+def test_cert_manager_and_generated_certs_are_exclusive() -> None:
+    values = {"UseCertManager": True, "UseGeneratedCerts": {"enabled": True}}
+    assert "mutually exclusive" in render_error(values)
+
+
+def test_cert_manager_certificate_and_ca_injection() -> None:
+    docs = render({"UseCertManager": True}, namespace="secure")
+    certificate = one(docs, "Certificate", "portieris-certs")
+    assert certificate["spec"]["secretName"] == "portieris-certs"
+    assert "portieris.secure.svc" in certificate["spec"]["dnsNames"]
+    configuration = one(docs, "MutatingWebhookConfiguration")
+    assert configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "secure/portieris-certs"
+    )
+    assert "caBundle" not in webhook(docs)["clientConfig"]
+    assert not kinds(docs, "Secret"), "cert-manager writes the Secret"
+
+
+def test_cert_manager_without_an_issuer_gets_a_chart_made_ca_issuer() -> None:
+    docs = render({"UseCertManager": True})
+    issuers = {d["metadata"]["name"]: d["spec"] for d in kinds(docs, "Issuer")}
+    ref = one(docs, "Certificate", "portieris-certs")["spec"]["issuerRef"]
+    assert ref["kind"] == "Issuer"
+    assert "ca" in issuers[ref["name"]]
+    ca_certificate = one(docs, "Certificate", "portieris-ca")["spec"]
+    assert ca_certificate["isCA"] is True
+    assert issuers[ref["name"]]["ca"]["secretName"] == ca_certificate["secretName"]
+    assert "selfSigned" in issuers[ca_certificate["issuerRef"]["name"]]
+
+
+@pytest.mark.parametrize("kind", ["Issuer", "ClusterIssuer"])
+def test_cert_manager_with_a_named_issuer_uses_it(kind: str) -> None:
+    docs = render({"UseCertManager": True, "certManagerIssuer": {"kind": kind, "name": "platform"}})
+    assert not kinds(docs, "Issuer")
+    assert [d["metadata"]["name"] for d in kinds(docs, "Certificate")] == ["portieris-certs"]
+    ref = one(docs, "Certificate", "portieris-certs")["spec"]["issuerRef"]
+    assert ref == {"kind": kind, "name": "platform"}
+
+
+# --- default policies
+
+
+def test_release_namespace_policy_admits_only_the_webhook_image() -> None:
+    docs = render({"image": {"repository": "registry.local:9001/portieris/webhook"}})
+    policy = one(docs, "ImagePolicy", "portieris-self")
+    assert policy["metadata"]["namespace"] == NS
+    assert policy["spec"]["repositories"] == [
+        {"name": "registry.local:9001/portieris/webhook", "policy": {}}
+    ]
+
+
+def test_kube_system_policy_admits_everything(default_docs: list[dict[str, Any]]) -> None:
+    policy = one(default_docs, "ImagePolicy", "portieris-kube-system")
+    assert policy["metadata"]["namespace"] == "kube-system"
+    assert policy["spec"]["repositories"] == [{"name": "*", "policy": {}}]
+
+
+def test_default_policies_can_be_left_out() -> None:
+    docs = render({"defaultPolicies": {"releaseNamespace": False, "kubeSystem": False}})
+    assert not kinds(docs, "ImagePolicy")
+
+
+def test_cluster_policy_allows_every_repository_by_default(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    policy = one(default_docs, "ClusterImagePolicy")
+    assert policy["spec"]["repositories"] == [{"name": "*", "policy": {}}]
+
+
+def test_cluster_policy_allowed_repositories() -> None:
+    allowed = ["registry.local:9001/*", "quay.io/team/app"]
+    docs = render({"clusterPolicy": {"allowedRepositories": allowed}})
+    repositories = one(docs, "ClusterImagePolicy")["spec"]["repositories"]
+    assert repositories == [{"name": name, "policy": {}} for name in allowed]
+
+
+def test_empty_allowed_repositories_means_no_cluster_policy() -> None:
+    assert not kinds(render({"clusterPolicy": {"allowedRepositories": []}}), "ClusterImagePolicy")
+
+
+def test_default_policies_fit_the_crd_schema_and_the_webhook_parser() -> None:
+    docs = render(
+        EVERY_OPTION | {"defaultPolicies": {"releaseNamespace": True, "kubeSystem": True}}
+    )
+    policies = [d for d in docs if d["apiVersion"] == f"{GROUP}/v1"]
+    assert len(policies) == 3
+    for policy in policies:
+        crd_validator(policy["kind"]).validate(policy)
+        parse_policy_object(policy)
+
+
+# --- CRDs
+
+
+def load_crd(kind: str) -> dict[str, Any]:
+    for path in (CHART / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            return dict(crd)
+    raise AssertionError(f"no CRD for {kind}")
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    (version,) = load_crd(kind)["spec"]["versions"]
+    return dict(version["schema"]["openAPIV3Schema"])
+
+
+def walk(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    yield path, schema
+    for name, child in schema.get("properties", {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if "items" in schema:
+        yield from walk(schema["items"], f"{path}[]")
+
+
+def strict(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema as the apiserver applies it with strict field validation.
+
+    Unknown fields are an error under `kubectl apply` (--validate=strict, the
+    default), which jsonschema expresses as additionalProperties: false.
+    """
+    out = copy.deepcopy(dict(schema))
+    for key in [k for k in out if k.startswith("x-kubernetes-")]:
+        del out[key]
+    if "properties" in out:
+        out["properties"] = {
+            name: child if name == "metadata" else strict(child)
+            for name, child in out["properties"].items()
+        }
+        out.setdefault("additionalProperties", False)
+    if "items" in out:
+        out["items"] = strict(out["items"])
+    return out
+
+
+@cache
+def crd_validator(kind: str) -> jsonschema.Draft7Validator:
+    schema = strict(crd_schema(kind))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "scope"),
+    [
+        ("ImagePolicy", "imagepolicies", "Namespaced"),
+        ("ClusterImagePolicy", "clusterimagepolicies", "Cluster"),
+    ],
+)
+def test_crd_names_group_version_and_scope(kind: str, plural: str, scope: str) -> None:
+    crd = load_crd(kind)
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["metadata"]["name"] == f"{plural}.{GROUP}"
+    assert crd["spec"]["group"] == GROUP
+    assert crd["spec"]["scope"] == scope
+    assert crd["spec"]["names"]["plural"] == plural
+    (version,) = crd["spec"]["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1", True, True)
+
+
+def test_both_crds_share_one_spec_schema() -> None:
+    spec = crd_schema("ImagePolicy")["properties"]["spec"]
+    assert spec == crd_schema("ClusterImagePolicy")["properties"]["spec"]
+
+
+@pytest.mark.parametrize("kind", ["ImagePolicy", "ClusterImagePolicy"])
+def test_crd_schema_is_structural(kind: str) -> None:
+    # Structural: every node says its type, and nothing keeps unknown fields,
+    # so the apiserver prunes or (strict) rejects what the schema does not name.
+    for path, node in walk(crd_schema(kind)):
+        assert "type" in node, f"{kind}{path} has no type"
+        assert not node.get("x-kubernetes-preserve-unknown-fields"), (
+            f"{kind}{path} keeps unknown fields"
+        )
+        if node["type"] == "object" and path != ".metadata":
+            assert "properties" in node, f"{kind}{path} is an object without properties"
+
+
+def test_crd_schema_names_every_policy_field() -> None:
+    paths = {path for path, _ in walk(crd_schema("ImagePolicy"))}
+    policy = ".spec.repositories[].policy"
+    requirement = f"{policy}.simple.requirements[]"
+    assert paths >= {
+        ".spec.repositories[].name",
+        f"{policy}.trust.enabled",
+        f"{policy}.trust.trustServer",
+        f"{policy}.trust.signerSecrets[].name",
+        f"{requirement}.type",
+        f"{requirement}.keySecret",
+        f"{requirement}.keySecretNamespace",
+        f"{requirement}.signedIdentity.type",
+        f"{requirement}.signedIdentity.dockerReference",
+        f"{requirement}.signedIdentity.dockerRepository",
+        f"{requirement}.signedIdentity.prefix",
+        f"{requirement}.signedIdentity.signedPrefix",
+        f"{policy}.simple.storeURL",
+        f"{policy}.simple.storeSecret",
+        f"{policy}.mutateImage",
+    }
+
+
+def test_crd_enums_match_the_webhook() -> None:
+    from portieris_webhook.policy.model import IDENTITY_TYPES, REQUIREMENT_TYPES
+
+    schema = dict(walk(crd_schema("ImagePolicy")))
+    requirement = ".spec.repositories[].policy.simple.requirements[]"
+    assert set(schema[f"{requirement}.type"]["enum"]) == set(REQUIREMENT_TYPES)
+    assert set(schema[f"{requirement}.signedIdentity.type"]["enum"]) == set(IDENTITY_TYPES)
+
+
+def policy(
+    kind: str, policy_body: Mapping[str, Any], name: str = "registry.local:9001/app/*"
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "sample"}
+    if kind == "ImagePolicy":
+        metadata["namespace"] = "default"
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": {"repositories": [{"name": name, "policy": dict(policy_body)}]},
+    }
+
+
+def signed_by(**extra: Any) -> dict[str, Any]:
+    return {"simple": {"requirements": [{"type": "signedBy", "keySecret": "k", **extra}]}}
+
+
+GOOD_POLICIES: dict[str, dict[str, Any]] = {
+    "empty": {},
+    "trust": {
+        "trust": {
+            "enabled": True,
+            "trustServer": "https://notary.example:4443",
+            "signerSecrets": [{"name": "alice"}, {"name": "bob"}],
+        },
+        "mutateImage": False,
+    },
+    "simple every field": {
+        "simple": {
+            "requirements": [
+                {
+                    "type": "signedBy",
+                    "keySecret": "key",
+                    "keySecretNamespace": "keys",
+                    "signedIdentity": {
+                        "type": "remapIdentity",
+                        "prefix": "registry.local:9001",
+                        "signedPrefix": "quay.io",
+                    },
+                }
+            ],
+            "storeURL": "https://sigstore.example/sigs",
+            "storeSecret": "store",
+        }
+    },
+    "insecure accept anything": {"simple": {"requirements": [{"type": "insecureAcceptAnything"}]}},
+    "reject": {"simple": {"requirements": [{"type": "reject"}]}},
+    **{
+        f"identity {t}": signed_by(signedIdentity={"type": t})
+        for t in ("matchExact", "matchRepoDigestOrExact", "matchRepository")
+    },
+    "identity matchExactReference": signed_by(
+        signedIdentity={"type": "matchExactReference", "dockerReference": "quay.io/a/b:1"}
+    ),
+    "identity matchExactRepository": signed_by(
+        signedIdentity={"type": "matchExactRepository", "dockerRepository": "quay.io/a/b"}
+    ),
+    "trust and simple": {"trust": {"enabled": True}, **signed_by()},
+}
+
+# Caught by the schema's structure (types, enums, required, unknown fields).
+STRUCTURALLY_BAD: dict[str, dict[str, Any]] = {
+    "enabled not a boolean": {"trust": {"enabled": "yes"}},
+    "mutateImage not a boolean": {"mutateImage": "false"},
+    "misspelt field": {"trust": {"enable": True}},
+    "signer without name": {"trust": {"enabled": True, "signerSecrets": [{"secret": "alice"}]}},
+    "signerSecrets not a list": {"trust": {"signerSecrets": "alice"}},
+    "unknown requirement type": {"simple": {"requirements": [{"type": "signedByAnyone"}]}},
+    "requirement without type": {"simple": {"requirements": [{"keySecret": "k"}]}},
+    "requirements not a list": {"simple": {"requirements": {"type": "reject"}}},
+    "unknown identity type": signed_by(signedIdentity={"type": "matchAnything"}),
+    "storeURL not a string": {"simple": {"storeURL": 42, "requirements": [{"type": "reject"}]}},
+    "unknown policy section": {"vulnerability": {"ICCRVA": {"enabled": True}}},
+}
+
+# Caught by the CRD's CEL rules (checked by a real apiserver) and by the webhook's parser.
+CEL_BAD: dict[str, dict[str, Any]] = {
+    "signedBy without keySecret": {"simple": {"requirements": [{"type": "signedBy"}]}},
+    "signedBy with empty keySecret": {
+        "simple": {"requirements": [{"type": "signedBy", "keySecret": ""}]}
+    },
+    "matchExactReference without dockerReference": signed_by(
+        signedIdentity={"type": "matchExactReference"}
+    ),
+    "matchExactRepository without dockerRepository": signed_by(
+        signedIdentity={"type": "matchExactRepository"}
+    ),
+    "remapIdentity without signedPrefix": signed_by(
+        signedIdentity={"type": "remapIdentity", "prefix": "a"}
+    ),
+}
+
+BAD_NAMES = {"missing name": None, "empty name": "", "name with space": "registry/app *"}
+
+KINDS = ["ImagePolicy", "ClusterImagePolicy"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", sorted(GOOD_POLICIES))
+def test_crd_schema_accepts_good_policies(kind: str, case: str) -> None:
+    crd_validator(kind).validate(policy(kind, GOOD_POLICIES[case]))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", sorted(STRUCTURALLY_BAD))
+def test_crd_schema_rejects_malformed_policies(kind: str, case: str) -> None:
+    assert list(crd_validator(kind).iter_errors(policy(kind, STRUCTURALLY_BAD[case])))
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NAMES))
+def test_crd_schema_rejects_bad_repository_names(case: str) -> None:
+    bad = policy("ImagePolicy", {})
+    if BAD_NAMES[case] is None:
+        del bad["spec"]["repositories"][0]["name"]
+    else:
+        bad["spec"]["repositories"][0]["name"] = BAD_NAMES[case]
+    assert list(crd_validator("ImagePolicy").iter_errors(bad))
+
+
+@pytest.mark.parametrize("case", sorted(GOOD_POLICIES))
+def test_webhook_parser_accepts_what_the_crd_accepts(case: str) -> None:
+    parse_policy_object(policy("ImagePolicy", GOOD_POLICIES[case]))
+
+
+@pytest.mark.parametrize("case", sorted(CEL_BAD))
+def test_cel_rules_mirror_the_webhook_parser(case: str) -> None:
+    # These pass the schema's structure; the CEL rules are what reject them at
+    # apply time, and they say the same as the webhook's own parser.
+    crd_validator("ImagePolicy").validate(policy("ImagePolicy", CEL_BAD[case]))
+    with pytest.raises(InvalidPolicy):
+        parse_policy_object(policy("ImagePolicy", CEL_BAD[case]))
+
+
+# --- CRDs in a real apiserver
+
+
+@pytest.fixture(scope="module")
+def cluster_with_crds() -> Iterator[ControlPlane]:
+    with ControlPlane() as plane:
+        plane.kubectl("apply", "-f", str(CHART / "crds"), check=True)
+        plane.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all", check=True
+        )
+        yield plane
+
+
+def server_dry_run(plane: ControlPlane, obj: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+    return plane.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", KINDS)
+def test_apiserver_accepts_every_good_policy(cluster_with_crds: ControlPlane, kind: str) -> None:
+    for case, body in GOOD_POLICIES.items():
+        proc = server_dry_run(cluster_with_crds, policy(kind, body))
+        assert proc.returncode == 0, f"{case}: {proc.stderr}"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", KINDS)
+def test_apiserver_rejects_every_malformed_policy(
+    cluster_with_crds: ControlPlane, kind: str
+) -> None:
+    for case, body in (STRUCTURALLY_BAD | CEL_BAD).items():
+        proc = server_dry_run(cluster_with_crds, policy(kind, body))
+        assert proc.returncode != 0, f"{case} was accepted"
+        assert re.search(r"invalid|unknown field|Unsupported value|Required", proc.stderr), (
+            proc.stderr
+        )
+
+
+@pytest.mark.e2e
+def test_apiserver_cel_messages_reach_the_user(cluster_with_crds: ControlPlane) -> None:
+    proc = server_dry_run(
+        cluster_with_crds, policy("ImagePolicy", CEL_BAD["signedBy without keySecret"])
+    )
+    assert "keySecret is required for a signedBy requirement" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_apiserver_accepts_the_charts_default_policies(cluster_with_crds: ControlPlane) -> None:
+    cluster_with_crds.kubectl("create", "namespace", NS)
+    for doc in render():
+        if doc["apiVersion"] == f"{GROUP}/v1":
+            proc = server_dry_run(cluster_with_crds, doc)
+            assert proc.returncode == 0, proc.stderr
+
+
+# --- Containerfile
+
+
+def containerfile_stages() -> list[list[tuple[str, str]]]:
+    text = re.sub(r"\\\n", " ", CONTAINERFILE.read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), rest.strip()))
+    return stages
+
+
+def final_stage(instruction: str) -> list[str]:
+    return [rest for name, rest in containerfile_stages()[-1] if name == instruction]
+
+
+def test_image_is_python_311_slim() -> None:
+    assert final_stage("FROM") == ["python:3.11-slim"]
+
+
+def test_image_installs_gpg_and_the_package() -> None:
+    runs = " ".join(final_stage("RUN"))
+    assert re.search(r"apt-get install [^&]*\bgnupg\b", runs)
+    assert re.search(r"pip install [^&]*portieris-webhook", runs)
+
+
+def test_image_runs_as_the_non_root_user_the_chart_expects() -> None:
+    (user,) = final_stage("USER")
+    uid, _, gid = user.partition(":")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["securityContext"]
+    assert int(uid) != 0
+    assert (int(uid), int(gid or uid)) == (values["runAsUser"], values["runAsGroup"])
+
+
+def test_image_entrypoint_serves() -> None:
+    (entrypoint,) = final_stage("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["portieris-webhook", "serve"]
