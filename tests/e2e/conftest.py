@@ -36,7 +36,10 @@ WORKLOAD_RULES = [
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    with ControlPlane() as plane:
+    # Aggregator routing makes the API server call webhook services at their endpoints, never
+    # at a cluster IP: with no endpoints (no kubelet here) a call fails locally instead of
+    # leaving the machine.
+    with ControlPlane(extra_apiserver_args=["--enable-aggregator-routing=true"]) as plane:
         for crd in sorted(CRD_DIR.glob("*.yaml")):
             plane.kubectl("apply", "-f", str(crd), check=True)
         plane.kubectl(

@@ -1,0 +1,637 @@
+"""A real Kubernetes control plane (etcd + kube-apiserver) and helm for tests.
+
+Binaries come from ``scripts/build-controlplane.sh`` (kube-apiserver, kubectl
+and helm built from the Go modules pinned in ``tests/e2e/controlplane/go.mod``,
+cached under ``${PORTIERIS_CACHE_DIR:-~/.cache/portieris}/bin``; etcd from the
+Debian package).  The API server is started the way controller-runtime's
+envtest starts it: client-certificate auth, RBAC, the ServiceAccount admission
+plugin off.  There is no controller-manager, scheduler or kubelet: objects are
+stored (and admission webhooks are called on create/update) but pods stay
+Pending.
+
+Usage::
+
+    with ControlPlane() as cp:
+        cp.kubectl("create", "namespace", "x", check=True)
+        print(cp.get_json("/version")["gitVersion"])
+
+Only the standard library and ``cryptography`` are used; pytest is not needed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import datetime
+import functools
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-controlplane.sh"
+
+__all__ = [
+    "BUILD_SCRIPT",
+    "REPO_ROOT",
+    "Binaries",
+    "CertAuthority",
+    "CommandError",
+    "ControlPlane",
+    "ControlPlaneError",
+    "IssuedCert",
+    "binaries",
+    "free_port",
+]
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built or started."""
+
+
+class CommandError(subprocess.CalledProcessError):
+    """A kubectl/helm command failed; unlike its base class, str() shows its output."""
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}\n--- stdout ---\n{self.stdout or ''}"
+            f"\n--- stderr ---\n{self.stderr or ''}"
+        )
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+class Binaries(NamedTuple):
+    kube_apiserver: str
+    etcd: str
+    kubectl: str
+    helm: str
+
+
+@functools.lru_cache(maxsize=1)
+def binaries() -> Binaries:
+    """Paths of kube-apiserver, etcd, kubectl and helm.
+
+    Runs ``scripts/build-controlplane.sh`` (a no-op taking well under a second
+    when the binaries are cached; a cold build takes many minutes).
+    """
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ControlPlaneError(
+            f"{BUILD_SCRIPT} failed with exit code {proc.returncode}:\n{proc.stderr[-8000:]}"
+        )
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        name, sep, path = line.partition("=")
+        if sep:
+            found[name.strip()] = path.strip()
+    try:
+        result = Binaries(
+            kube_apiserver=found["kube-apiserver"],
+            etcd=found["etcd"],
+            kubectl=found["kubectl"],
+            helm=found["helm"],
+        )
+    except KeyError as exc:
+        raise ControlPlaneError(
+            f"{BUILD_SCRIPT} did not report {exc}; stdout was:\n{proc.stdout}"
+        ) from None
+    for path in result:
+        if not os.access(path, os.X_OK):
+            raise ControlPlaneError(f"{path} (from {BUILD_SCRIPT}) is not executable")
+    return result
+
+
+# --------------------------------------------------------------------------- PKI
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+class IssuedCert(NamedTuple):
+    cert_pem: bytes
+    key_pem: bytes
+
+
+class CertAuthority:
+    """A throw-away CA (ECDSA P-256) that issues server and client certificates."""
+
+    def __init__(self, common_name: str = "portieris-test-ca") -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        self.cert_pem: bytes = self._cert.public_bytes(serialization.Encoding.PEM)
+        self.key_pem: bytes = _pem_key(self._key)
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        organizations: Sequence[str] = (),
+        dns_names: Iterable[str] = (),
+        ip_addresses: Iterable[str] = (),
+        server: bool = False,
+        client: bool = False,
+    ) -> IssuedCert:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        usages = []
+        if server:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attrs))
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+        )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, limit: int = 6000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    text = data[-limit:].decode("utf-8", "replace")
+    return ("...\n" if len(data) > limit else "") + text
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- ControlPlane
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on free 127.0.0.1 ports, with an admin kubeconfig.
+
+    Attributes (valid after ``start()``):
+      ``url``          https://127.0.0.1:PORT of the API server
+      ``kubeconfig``   path of a kubeconfig (client-cert auth as admin, system:masters)
+      ``ca_pem``       PEM of the CA that signed the serving and client certificates
+      ``ca``           the ``CertAuthority`` itself (to issue more certificates)
+      ``workdir``      the temp dir holding certificates, logs and the kubeconfig
+      ``apiserver_log``, ``etcd_log``  log files of the two processes
+    """
+
+    def __init__(
+        self,
+        *,
+        start_timeout: float = 120.0,
+        extra_apiserver_args: Sequence[str] = (),
+        keep_workdir: bool = False,
+    ) -> None:
+        self.start_timeout = start_timeout
+        self.extra_apiserver_args = list(extra_apiserver_args)
+        self.keep_workdir = keep_workdir
+        self.bins: Binaries | None = None
+        self.workdir: Path | None = None
+        self._etcd_data: Path | None = None
+        self._etcd: subprocess.Popen[bytes] | None = None
+        self._apiserver: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.port = 0
+        self.etcd_url = ""
+        self.kubeconfig = ""
+        self.ca: CertAuthority | None = None
+        self.ca_pem = b""
+        self.ca_file = ""
+        self.admin_cert_file = ""
+        self.admin_key_file = ""
+        self.apiserver_log: Path | None = None
+        self.etcd_log: Path | None = None
+        self.startup_seconds = 0.0
+        self._log_handles: list[Any] = []
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        if self._apiserver is not None:
+            raise ControlPlaneError("control plane already started")
+        self.bins = binaries()
+        began = time.monotonic()
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once()
+            except ControlPlaneError as exc:
+                port_clash = "address already in use" in str(exc).lower()
+                self.stop()
+                if port_clash and attempt < attempts:
+                    continue
+                raise
+            break
+        self.startup_seconds = time.monotonic() - began
+        atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        atexit.unregister(self.stop)
+        _stop_process(self._apiserver)
+        _stop_process(self._etcd)
+        self._apiserver = None
+        self._etcd = None
+        for handle in self._log_handles:
+            handle.close()
+        self._log_handles = []
+        if self._etcd_data is not None:
+            shutil.rmtree(self._etcd_data, ignore_errors=True)
+            self._etcd_data = None
+        if self.workdir is not None and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _start_once(self) -> None:
+        assert self.bins is not None
+        self._log_handles = []
+        work = Path(tempfile.mkdtemp(prefix="portieris-controlplane-"))
+        self.workdir = work
+        # etcd fsyncs on every write; tmpfs makes that free (etcd 3.4 has no
+        # --unsafe-no-fsync).
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            self._etcd_data = Path(tempfile.mkdtemp(prefix="portieris-etcd-", dir=shm))
+        else:
+            self._etcd_data = work / "etcd-data"
+            self._etcd_data.mkdir()
+
+        # --- certificates and keys
+        ca = CertAuthority("portieris-controlplane-ca")
+        self.ca = ca
+        self.ca_pem = ca.cert_pem
+        serving = ca.issue(
+            "kube-apiserver",
+            dns_names=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            ip_addresses=["127.0.0.1", "10.0.0.1"],
+            server=True,
+        )
+        admin = ca.issue("admin", organizations=["system:masters"], client=True)
+        sa_key = ec.generate_private_key(ec.SECP256R1())
+        files = {
+            "ca.crt": ca.cert_pem,
+            "apiserver.crt": serving.cert_pem,
+            "apiserver.key": serving.key_pem,
+            "admin.crt": admin.cert_pem,
+            "admin.key": admin.key_pem,
+            "sa.key": _pem_key(sa_key),
+            "sa.pub": sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        }
+        for name, data in files.items():
+            (work / name).write_bytes(data)
+            os.chmod(work / name, 0o600)
+        self.ca_file = str(work / "ca.crt")
+        self.admin_cert_file = str(work / "admin.crt")
+        self.admin_key_file = str(work / "admin.key")
+
+        # --- etcd
+        client_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        self.etcd_log = work / "etcd.log"
+        etcd_cmd = [
+            self.bins.etcd,
+            "--name=default",
+            f"--data-dir={self._etcd_data}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=default={peer_url}",
+            "--initial-cluster-state=new",
+            "--logger=zap",
+            "--log-outputs=stderr",
+        ]
+        self._etcd = self._spawn(etcd_cmd, self.etcd_log)
+        deadline = time.monotonic() + self.start_timeout
+        self._wait(
+            "etcd",
+            lambda: self._http_ok(f"{self.etcd_url}/health"),
+            deadline,
+        )
+
+        # --- kube-apiserver
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.apiserver_log = work / "kube-apiserver.log"
+        apiserver_cmd = [
+            self.bins.kube_apiserver,
+            f"--etcd-servers={self.etcd_url}",
+            f"--cert-dir={work / 'apiserver-certs'}",
+            f"--tls-cert-file={work / 'apiserver.crt'}",
+            f"--tls-private-key-file={work / 'apiserver.key'}",
+            f"--client-ca-file={work / 'ca.crt'}",
+            f"--service-account-issuer={self.url}/",
+            f"--service-account-key-file={work / 'sa.pub'}",
+            f"--service-account-signing-key-file={work / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--advertise-address=127.0.0.1",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            *self.extra_apiserver_args,
+        ]
+        self._apiserver = self._spawn(apiserver_cmd, self.apiserver_log)
+        self._wait("kube-apiserver", lambda: self._readyz_ok(), deadline)
+        self.kubeconfig = str(work / "kubeconfig")
+        self._write_kubeconfig(Path(self.kubeconfig), admin)
+
+    def _spawn(self, cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+        handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_handles.append(handle)
+        handle.write(("$ " + " ".join(cmd) + "\n").encode())
+        handle.flush()
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _wait(self, what: str, ready: Any, deadline: float) -> None:
+        last_error = ""
+        while True:
+            for name, proc in (("etcd", self._etcd), ("kube-apiserver", self._apiserver)):
+                if proc is not None and proc.poll() is not None:
+                    raise ControlPlaneError(
+                        f"{name} exited with code {proc.returncode} while waiting for "
+                        f"{what}\n{self.logs()}"
+                    )
+            try:
+                if ready():
+                    return
+            except Exception as exc:  # not listening yet, TLS not ready, ...
+                last_error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"{what} not ready after {self.start_timeout:.0f}s "
+                    f"(last error: {last_error or 'not ready'})\n{self.logs()}"
+                )
+            time.sleep(0.2)
+
+    def logs(self) -> str:
+        """The tails of both processes' logs (for error messages)."""
+        parts = []
+        for name, path in (("etcd", self.etcd_log), ("kube-apiserver", self.apiserver_log)):
+            if path is not None:
+                parts.append(f"===== {name} log ({path}) =====\n{_tail(path)}")
+        return "\n".join(parts)
+
+    def _write_kubeconfig(self, path: Path, admin: IssuedCert) -> None:
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        path.write_text(
+            "apiVersion: v1\n"
+            "kind: Config\n"
+            "clusters:\n"
+            "- name: portieris-test\n"
+            "  cluster:\n"
+            f"    server: {self.url}\n"
+            f"    certificate-authority-data: {b64(self.ca_pem)}\n"
+            "users:\n"
+            "- name: admin\n"
+            "  user:\n"
+            f"    client-certificate-data: {b64(admin.cert_pem)}\n"
+            f"    client-key-data: {b64(admin.key_pem)}\n"
+            "contexts:\n"
+            "- name: portieris-test\n"
+            "  context:\n"
+            "    cluster: portieris-test\n"
+            "    user: admin\n"
+            "    namespace: default\n"
+            "current-context: portieris-test\n"
+        )
+        os.chmod(path, 0o600)
+
+    # ----------------------------------------------------------------- HTTP
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the CA and presenting the admin cert."""
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.load_cert_chain(self.admin_cert_file, self.admin_key_file)
+        return ctx
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    def _readyz_ok(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"{self.url}/readyz", timeout=5, context=self.ssl_context()
+            ) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError:
+            return False  # 500 while post-start hooks finish
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> Any:
+        """Call the API server as admin; returns the decoded JSON body.
+
+        HTTP errors raise ``urllib.error.HTTPError`` (its ``.read()`` has the Status).
+        """
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        req.add_header("Accept", "application/json")
+        with urllib.request.urlopen(req, timeout=30, context=self.ssl_context()) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def get_json(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    # ----------------------------------------------------------------- CLIs
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for child processes that should talk to this cluster."""
+        assert self.workdir is not None, "control plane not started"
+        env = dict(os.environ)
+        env["KUBECONFIG"] = self.kubeconfig
+        env["KUBECACHEDIR"] = str(self.workdir / "kube-cache")
+        env["HELM_CACHE_HOME"] = str(self.workdir / "helm" / "cache")
+        env["HELM_CONFIG_HOME"] = str(self.workdir / "helm" / "config")
+        env["HELM_DATA_HOME"] = str(self.workdir / "helm" / "data")
+        return env
+
+    def _run(
+        self,
+        argv: list[str],
+        *,
+        check: bool,
+        input: str | bytes | None,
+        timeout: float,
+        env: Mapping[str, str] | None,
+    ) -> subprocess.CompletedProcess[Any]:
+        full_env = self.env
+        if env:
+            full_env.update(env)
+        proc = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=not isinstance(input, bytes),
+            timeout=timeout,
+            env=full_env,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise CommandError(proc.returncode, argv, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = False,
+        input: str | bytes | None = None,
+        timeout: float = 120.0,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run the real kubectl against this cluster (output captured as text)."""
+        assert self.bins is not None, "control plane not started"
+        argv = [self.bins.kubectl, f"--kubeconfig={self.kubeconfig}", *args]
+        return self._run(argv, check=check, input=input, timeout=timeout, env=env)
+
+    def helm(
+        self,
+        *args: str,
+        check: bool = False,
+        input: str | bytes | None = None,
+        timeout: float = 300.0,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run the real helm 3 against this cluster (KUBECONFIG set, helm dirs private)."""
+        assert self.bins is not None, "control plane not started"
+        argv = [self.bins.helm, *args]
+        return self._run(argv, check=check, input=input, timeout=timeout, env=env)

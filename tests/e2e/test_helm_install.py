@@ -1,0 +1,90 @@
+"""The chart installed with the real helm into the real kube-apiserver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from .controlplane import REPO_ROOT, ControlPlane
+from tests.builders import image_policy
+
+pytestmark = pytest.mark.e2e
+
+CHART = REPO_ROOT / "helm-charts" / "portieris"
+RELEASE_NS = "portieris"
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    result = control_plane.helm(
+        "install",
+        "portieris",
+        str(CHART),
+        "--namespace",
+        RELEASE_NS,
+        "--create-namespace",
+        "--skip-crds",
+        "--set",
+        "clusterPolicy.allowedRepositories={registry.invalid/*}",
+    )
+    assert result.returncode == 0, result.stderr
+    try:
+        yield control_plane
+    finally:
+        control_plane.helm("uninstall", "portieris", "--namespace", RELEASE_NS, "--wait")
+
+
+def get(plane: ControlPlane, *args: str) -> dict:
+    return json.loads(plane.kubectl("get", *args, "-o", "json", check=True).stdout)
+
+
+def test_crds_are_established(installed: ControlPlane) -> None:
+    for name in ("imagepolicies", "clusterimagepolicies"):
+        crd = get(installed, "crd", f"{name}.portieris.cloud.ibm.com")
+        conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conditions["Established"] == "True"
+
+
+def test_release_objects_are_created(installed: ControlPlane) -> None:
+    deployment = get(installed, "deployment", "portieris", "-n", RELEASE_NS)
+    assert deployment["spec"]["replicas"] == 3
+    pdb = get(installed, "pdb", "-n", RELEASE_NS)["items"][0]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert get(installed, "service", "portieris", "-n", RELEASE_NS)["spec"]["ports"]
+    assert get(installed, "serviceaccount", "portieris", "-n", RELEASE_NS)
+    config = get(installed, "mutatingwebhookconfiguration", "image-admission-config")
+    webhook = config["webhooks"][0]
+    assert webhook["failurePolicy"] == "Fail" and webhook["clientConfig"]["caBundle"]
+    assert webhook["clientConfig"]["service"]["namespace"] == RELEASE_NS
+    policies = get(installed, "clusterimagepolicies")["items"]
+    assert any(
+        r["name"] == "registry.invalid/*" for p in policies for r in p["spec"]["repositories"]
+    )
+    assert get(installed, "imagepolicies", "-n", RELEASE_NS)["items"]
+
+
+def test_malformed_policy_is_rejected_at_apply(installed: ControlPlane) -> None:
+    bad = image_policy("bad", "default", ("*", {"mutateImage": "sometimes"}))
+    result = installed.kubectl("apply", "-f", "-", input=yaml.safe_dump(bad))
+    assert result.returncode != 0 and "mutateImage" in result.stderr
+
+
+def test_unreachable_webhook_refuses_pods_but_not_in_its_own_namespace(
+    installed: ControlPlane,
+) -> None:
+    # No kubelet runs here, so the webhook Deployment has no endpoints: failurePolicy Fail refuses.
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
+    }
+    installed.kubectl("create", "namespace", "helm-e2e")
+    result = installed.kubectl("create", "-n", "helm-e2e", "-f", "-", input=yaml.safe_dump(pod))
+    assert result.returncode != 0 and "failed calling webhook" in result.stderr
+    own = installed.kubectl("create", "-n", RELEASE_NS, "-f", "-", input=yaml.safe_dump(pod))
+    assert own.returncode == 0, own.stderr
