@@ -44,11 +44,15 @@ def test_unknown_command_is_named():
     [("pod-allowed.json", True), ("pod-denied.json", False), ("pod-team-a.json", True)],
 )
 def test_admit_prints_the_response_for_the_examples(review, allowed):
-    result = run("admit", "--manifests", str(EXAMPLES / "manifests"), str(EXAMPLES / "reviews" / review))
+    result = run(
+        "admit", "--manifests", str(EXAMPLES / "manifests"), str(EXAMPLES / "reviews" / review)
+    )
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)["response"]
     assert response["allowed"] is allowed
-    assert response["uid"] == json.loads((EXAMPLES / "reviews" / review).read_text())["request"]["uid"]
+    assert (
+        response["uid"] == json.loads((EXAMPLES / "reviews" / review).read_text())["request"]["uid"]
+    )
     assert "result=allow" in result.stderr if allowed else "result=deny" in result.stderr
 
 
@@ -62,13 +66,27 @@ def test_admit_reads_standard_input():
     ("args", "message"),
     [
         (["admit", "--manifests", str(EXAMPLES / "manifests"), "/nonexistent.json"], "cannot read"),
-        (["admit", "--manifests", str(EXAMPLES / "manifests"), str(ROOT / "pyproject.toml")], "is not JSON"),
+        (
+            ["admit", "--manifests", str(EXAMPLES / "manifests"), str(ROOT / "pyproject.toml")],
+            "is not JSON",
+        ),
         (["admit", str(EXAMPLES / "reviews" / "pod-denied.json")], "--manifests DIR is required"),
-        (["admit", "--manifests", "/nonexistent", str(EXAMPLES / "reviews" / "pod-denied.json")],
-         "no such file or directory"),
+        (
+            ["admit", "--manifests", "/nonexistent", str(EXAMPLES / "reviews" / "pod-denied.json")],
+            "no such file or directory",
+        ),
         (["admit"], "review"),
-        (["verify", "nginx", "--manifests", str(EXAMPLES / "manifests"), "--verify-timeout", "x"],
-         "verify_timeout"),
+        (
+            [
+                "verify",
+                "nginx",
+                "--manifests",
+                str(EXAMPLES / "manifests"),
+                "--verify-timeout",
+                "x",
+            ],
+            "verify_timeout",
+        ),
     ],
 )
 def test_unusable_input_exits_non_zero_with_a_message(args, message):
@@ -84,8 +102,14 @@ def test_admit_rejects_a_json_that_is_not_a_review(tmp_path):
 
 
 def test_verify_explains_allow_and_deny():
-    allowed = run("verify", "registry.example.com/team-a/api:1", "--namespace", "team-a",
-                  "--manifests", str(EXAMPLES / "manifests"))
+    allowed = run(
+        "verify",
+        "registry.example.com/team-a/api:1",
+        "--namespace",
+        "team-a",
+        "--manifests",
+        str(EXAMPLES / "manifests"),
+    )
     assert allowed.returncode == 0 and allowed.stdout.startswith("ALLOW")
     assert "ImagePolicy team-a/team-a" in allowed.stdout
     denied = run("verify", "quay.io/x/y:1", "--manifests", str(EXAMPLES / "manifests"))
@@ -99,24 +123,57 @@ def test_serve_runs_on_the_examples_and_stops_on_sigterm(tmp_path):
     cert, key = ca.write_leaf(tmp_path, "serving")
     port, metrics_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [*CLI, "serve", "--manifests", str(EXAMPLES / "manifests"), "--tls-cert-file", str(cert),
-         "--tls-key-file", str(key), "--host", "127.0.0.1", "--port", str(port),
-         "--metrics-port", str(metrics_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+        [
+            *CLI,
+            "serve",
+            "--manifests",
+            str(EXAMPLES / "manifests"),
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     try:
-        curl = ["curl", "-sS", "--cacert", str(tmp_path / "ca.crt"), "-H", "Content-Type: application/json"]
+        curl = [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(tmp_path / "ca.crt"),
+            "-H",
+            "Content-Type: application/json",
+        ]
         deadline = time.monotonic() + 30
         while True:
-            probe = subprocess.run([*curl, f"https://127.0.0.1:{port}/health/readiness"],
-                                   capture_output=True, text=True)
+            probe = subprocess.run(
+                [*curl, f"https://127.0.0.1:{port}/health/readiness"],
+                capture_output=True,
+                text=True,
+            )
             if probe.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert json.loads(probe.stdout) == {"status": "ready"}
         answer = subprocess.run(
-            [*curl, "--data-binary", f"@{EXAMPLES / 'reviews' / 'pod-denied.json'}",
-             f"https://127.0.0.1:{port}/admit"], capture_output=True, text=True, check=True,
+            [
+                *curl,
+                "--data-binary",
+                f"@{EXAMPLES / 'reviews' / 'pod-denied.json'}",
+                f"https://127.0.0.1:{port}/admit",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert json.loads(answer.stdout)["response"]["allowed"] is False
     finally:
@@ -128,6 +185,13 @@ def test_serve_runs_on_the_examples_and_stops_on_sigterm(tmp_path):
 
 def test_serve_with_unloadable_certificate_fails_clearly(tmp_path):
     (tmp_path / "c.pem").write_text("not a certificate")
-    result = run("serve", "--manifests", str(EXAMPLES / "manifests"), "--tls-cert-file",
-                 str(tmp_path / "c.pem"), "--tls-key-file", str(tmp_path / "c.pem"))
+    result = run(
+        "serve",
+        "--manifests",
+        str(EXAMPLES / "manifests"),
+        "--tls-cert-file",
+        str(tmp_path / "c.pem"),
+        "--tls-key-file",
+        str(tmp_path / "c.pem"),
+    )
     assert result.returncode == 2 and "cannot load TLS certificate" in result.stderr

@@ -55,7 +55,12 @@ async def served(tmp_path):
     port, metrics_port = free_port(), free_port()
     async with running(webhook, tls, "127.0.0.1", port, metrics_port, 0.05):
         yield Served(
-            f"https://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", tls, state, ca_file, tmp_path
+            f"https://127.0.0.1:{port}",
+            f"http://127.0.0.1:{metrics_port}",
+            tls,
+            state,
+            ca_file,
+            tmp_path,
         )
 
 
@@ -91,8 +96,16 @@ async def test_admit_answers_with_an_admission_review(served):
         (b"", "request body is not JSON"),
         (b"\xff\xfe", "request body is not JSON"),
         (json.dumps({"kind": "AdmissionReview"}).encode(), "expected apiVersion"),
-        (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                     "request": {"uid": "x"}}).encode(), "request.kind must be an object"),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "x"},
+                }
+            ).encode(),
+            "request.kind must be an object",
+        ),
         (b"[" + b"1," * MAX_BODY + b"1]", f"larger than {MAX_BODY} bytes"),
     ],
     ids=["broken-json", "empty", "not-utf8", "not-a-review", "no-kind", "too-large"],
