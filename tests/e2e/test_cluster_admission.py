@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -153,7 +154,10 @@ def test_pod_of_an_existing_replicaset_is_admitted_as_its_child(cluster: Cluster
     child = k8s_workload("Pod", "registry.invalid/bad/x:1", name="child", owners=[owner])
     assert cluster.create(child).returncode == 0
     forged = k8s_workload(
-        "Pod", "registry.invalid/bad/x:1", name="forged", owners=[{**owner, "uid": uid[:-1] + "0"}]
+        "Pod",
+        "registry.invalid/bad/x:1",
+        name="forged",
+        owners=[{**owner, "uid": str(uuid.uuid4())}],
     )
     assert cluster.create(forged).returncode != 0
 

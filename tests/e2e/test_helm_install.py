@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from .conftest import SKIP_LABEL
 from .controlplane import REPO_ROOT, ControlPlane
 from tests.builders import image_policy
 
@@ -19,13 +20,16 @@ RELEASE_NS = "portieris"
 
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    # The session's test webhook must leave the release namespace alone, as a real cluster's
+    # only webhook would: the chart excludes its own namespace the same way.
+    control_plane.kubectl("create", "namespace", RELEASE_NS, check=True)
+    control_plane.kubectl("label", "namespace", RELEASE_NS, f"{SKIP_LABEL}=skip", check=True)
     result = control_plane.helm(
         "install",
         "portieris",
         str(CHART),
         "--namespace",
         RELEASE_NS,
-        "--create-namespace",
         "--skip-crds",
         "--set",
         "clusterPolicy.allowedRepositories={registry.invalid/*}",
