@@ -42,6 +42,10 @@ class Challenge:
     params: Mapping[str, str]
 
 
+def _directory(url: str) -> str:
+    return url.rsplit("/", 1)[0]
+
+
 def parse_challenge(header: str) -> Challenge | None:
     scheme, _, rest = header.strip().partition(" ")
     if not scheme:
@@ -57,6 +61,9 @@ class AuthenticatedClient:
     def __init__(self, http: HttpClient) -> None:
         self.http = http
         self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+        # URL "directory" -> the challenge it answered with and the credential that passed it,
+        # so later requests there skip the anonymous round trip that only fetches a 401.
+        self._remembered: dict[str, tuple[Challenge, RegistryCredential | None]] = {}
 
     async def get(
         self,
@@ -69,10 +76,47 @@ class AuthenticatedClient:
         basic_auth: tuple[str, str] | None = None,
     ) -> Response:
         """GET `url`, authenticating as the server asks. Raises RemoteError on transport failure."""
+        return await self.request(
+            "GET",
+            url,
+            credentials=credentials,
+            headers=headers,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            basic_auth=basic_auth,
+        )
+
+    async def head(
+        self,
+        url: str,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> Response:
+        """HEAD `url` (empty body), authenticating as the server asks."""
+        return await self.request(
+            "HEAD", url, credentials=credentials, headers=headers, timeout=timeout
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        credentials: Sequence[RegistryCredential] = (),
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+        max_bytes: int = MAX_BODY_BYTES,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> Response:
+        """`method` on `url`, authenticating as the server asks (GET and HEAD are what we use)."""
         base = dict(headers or {})
         if basic_auth:
             base["Authorization"] = aiohttp.BasicAuth(*basic_auth).encode()
-        first = await self._fetch(url, base, timeout, max_bytes)
+        first = await self._remembered_attempt(method, url, base, credentials, timeout, max_bytes)
+        if first is None:
+            first = await self._fetch(url, base, timeout, max_bytes, method)
         if first.status != 401:
             return first
         challenge = parse_challenge(first.headers.get("WWW-Authenticate", ""))
@@ -84,10 +128,37 @@ class AuthenticatedClient:
             auth = await self._authorization(challenge, credential, timeout)
             if auth is None:
                 continue
-            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
+            last = await self._fetch(
+                url, {**base, "Authorization": auth}, timeout, max_bytes, method
+            )
             if last.status != 401:
+                if "Authorization" not in base:
+                    self._remembered[_directory(url)] = (challenge, credential)
                 return last
         return last
+
+    async def _remembered_attempt(
+        self,
+        method: str,
+        url: str,
+        base: Mapping[str, str],
+        credentials: Sequence[RegistryCredential],
+        timeout: float,
+        max_bytes: int,
+    ) -> Response | None:
+        """Go straight to the token/credential that worked here before, if it is still ours."""
+        if "Authorization" in base:
+            return None
+        remembered = self._remembered.get(_directory(url))
+        if remembered is None:
+            return None
+        challenge, credential = remembered
+        if credential is not None and credential not in credentials:
+            return None
+        auth = await self._authorization(challenge, credential, timeout)
+        if auth is None:
+            return None
+        return await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes, method)
 
     async def _authorization(
         self, challenge: Challenge, credential: RegistryCredential | None, timeout: float
@@ -132,15 +203,20 @@ class AuthenticatedClient:
         return token
 
     async def _fetch(
-        self, url: str, headers: Mapping[str, str], timeout: float, max_bytes: int
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        max_bytes: int,
+        method: str = "GET",
     ) -> Response:
         host = urlsplit(url).netloc
         try:
             async with asyncio.timeout(timeout):
-                async with self.http.session.get(
-                    url, headers=headers, allow_redirects=True
+                async with self.http.session.request(
+                    method, url, headers=headers, allow_redirects=True
                 ) as resp:
-                    body = await resp.content.read(max_bytes + 1)
+                    body = await _read_body(resp, max_bytes + 1)
                     if len(body) > max_bytes:
                         raise RemoteError(
                             f"{host}: response from {url} is larger than {max_bytes} bytes"
@@ -157,3 +233,16 @@ class AuthenticatedClient:
             raise RemoteError(f"{host}: TLS handshake failed: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise RemoteError(f"{host}: cannot reach server: {exc}") from exc
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to `limit` bytes of the body; StreamReader.read(n) may return less than is coming."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

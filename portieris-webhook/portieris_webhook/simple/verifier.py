@@ -1,32 +1,201 @@
-"""The `simple` verifier plugin: policy.simple.requirements.
+"""The `simple` verifier plugin: policy.simple.requirements (Red Hat simple signing).
 
-Requirements are ANDed. `reject` denies, `insecureAcceptAnything` accepts
-without pinning a digest. `signedBy` needs GPG signature verification, which
-is not available in this build, so it denies (fail closed).
+Requirements are ANDed, as in containers-policy.json. `reject` denies,
+`insecureAcceptAnything` accepts without pinning, and `signedBy` needs one
+signature that passes every step, in containers/image's order:
+
+1. the key secret exists and holds public keys (its own keyring);
+2. the signature verifies with exactly one good signature by a primary key of that ring;
+3. the payload is a strict atomic container signature;
+4. its manifest digest is the image's digest (the registry's, for a tag);
+5. its docker reference satisfies the requirement's signedIdentity.
+
+The Verdict names the manifest digest, so the enforcer pins the image to it
+and compares it with what Notary trust verified.
 """
 
 from __future__ import annotations
 
-from portieris_webhook.errors import VerificationError
-from portieris_webhook.policy.model import INSECURE_ACCEPT_ANYTHING, REJECT, SIGNED_BY, Policy
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from portieris_webhook.errors import SecretError, VerificationError
+from portieris_webhook.policy.model import (
+    INSECURE_ACCEPT_ANYTHING,
+    REJECT,
+    SIGNED_BY,
+    Policy,
+    Requirement,
+)
+from portieris_webhook.registry.auth import AuthenticatedClient
+from portieris_webhook.registry.client import RegistryClient, ResolvedManifest
+from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
+from portieris_webhook.simple.identity import DockerRef, identity_accepted, intended_reference
+from portieris_webhook.simple.keyring import KeyRing, KeyRings, SignatureRejected
+from portieris_webhook.simple.payload import parse_payload
+from portieris_webhook.simple.stores import (
+    LookasideStore,
+    RegistryExtensionStore,
+    SignatureStore,
+    StoreCredentials,
+)
+from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+
+
+@dataclass(frozen=True)
+class SignedByRequirement:
+    """A signedBy requirement with its key ring loaded; `label` names it in messages."""
+
+    label: str
+    requirement: Requirement
+    ring: KeyRing
+
+
+def signature_problem(
+    requirement: Requirement,
+    manifest: ResolvedManifest,
+    intended: DockerRef,
+    verified_payload: bytes,
+    fingerprint: str,
+) -> str | None:
+    """Steps 3-5 for a signature that verified: None if accepted, else why not."""
+    try:
+        payload = parse_payload(verified_payload)
+    except VerificationError as exc:
+        return str(exc)
+    if not manifest.matches(payload.manifest_digest):
+        return f"signature by {fingerprint} is for digest {payload.manifest_digest}, not {manifest.digest}"
+    if not identity_accepted(requirement.signed_identity, intended, payload.docker_reference):
+        return (
+            f"signature by {fingerprint} is for identity {payload.docker_reference!r}, which "
+            f"{requirement.signed_identity.type} does not accept for {intended}"
+        )
+    return None
 
 
 class SimpleVerifier(Verifier):
     name = "simple"
 
+    def __init__(self, context: VerifierContext) -> None:
+        super().__init__(context)
+        self.auth = AuthenticatedClient(context.http)
+        self.registry = RegistryClient(self.auth)
+        self.keyrings = KeyRings()
+
     def applies(self, policy: Policy) -> bool:
         return bool(policy.simple.requirements)
 
+    async def close(self) -> None:
+        await self.keyrings.close()
+
+    def _timeout(self, check: ImageCheck) -> float:
+        return max(0.001, min(self.context.settings.remote_timeout, check.remaining()))
+
     async def verify(self, check: ImageCheck) -> Verdict:
-        for index, requirement in enumerate(check.policy.simple.requirements):
+        requirements = check.policy.simple.requirements
+        for index, requirement in enumerate(requirements, 1):
             if requirement.type == REJECT:
-                raise VerificationError(f"simple signing requirement {index + 1} is 'reject'")
-            if requirement.type == SIGNED_BY:
-                raise VerificationError(
-                    f"simple signing requirement {index + 1} is 'signedBy', but signature "
-                    "verification is not available in this build"
-                )
-            if requirement.type != INSECURE_ACCEPT_ANYTHING:
+                raise VerificationError(f"simple signing requirement {index} is 'reject'")
+            if requirement.type not in (SIGNED_BY, INSECURE_ACCEPT_ANYTHING):
                 raise VerificationError(f"unknown simple signing requirement {requirement.type!r}")
-        return Verdict(self.name, None, "insecureAcceptAnything")
+        signed_by = [(i, r) for i, r in enumerate(requirements, 1) if r.type == SIGNED_BY]
+        if not signed_by:
+            return Verdict(self.name, None, "insecureAcceptAnything")
+        credentials = credentials_for_host(
+            self.context.state, check.namespace, check.pull_secrets, check.image.domain
+        )
+        store = self._store(check, credentials)
+        loaded = await asyncio.gather(*(self._load(check, i, r) for i, r in signed_by))
+        manifest = await self.registry.resolve(
+            check.image, credentials=credentials, timeout=self._timeout(check)
+        )
+        signatures = await store.signatures(
+            check.image, manifest.digest, timeout=self._timeout(check)
+        )
+        intended = intended_reference(check.image)
+        outcomes = await asyncio.gather(
+            *(self._requirement(item, signatures, manifest, intended, store) for item in loaded)
+        )
+        failures = [reason for reason in outcomes if reason]
+        if failures:
+            raise VerificationError("; ".join(failures))
+        accepted = ", ".join(item.label for item in loaded)
+        return Verdict(self.name, manifest.digest, f"simple signing: {accepted} satisfied")
+
+    async def _load(
+        self, check: ImageCheck, index: int, requirement: Requirement
+    ) -> SignedByRequirement:
+        namespace = requirement.key_secret_namespace or check.namespace
+        source = f"key secret {namespace}/{requirement.key_secret}"
+        label = f"requirement {index} (signedBy {source})"
+        secret = self.context.state.secret(namespace, requirement.key_secret or "")
+        if secret is None:
+            raise SecretError(f"simple signing {label}: the secret does not exist")
+        armored = secret.data.get("key")
+        if not armored:
+            raise SecretError(f"simple signing {label}: the secret has no `key` field")
+        try:
+            ring = await self.keyrings.ring(armored, source)
+        except SecretError as exc:
+            raise SecretError(f"simple signing {label}: {exc}") from exc
+        return SignedByRequirement(label, requirement, ring)
+
+    def _store(
+        self, check: ImageCheck, credentials: Sequence[RegistryCredential]
+    ) -> SignatureStore:
+        simple = check.policy.simple
+        if not simple.store_url:
+            return RegistryExtensionStore(self.auth, credentials)
+        return LookasideStore(self.auth, simple.store_url, self._store_credentials(check))
+
+    def _store_credentials(self, check: ImageCheck) -> StoreCredentials | None:
+        name = check.policy.simple.store_secret
+        if not name:
+            return None
+        secret = self.context.state.secret(check.namespace, name)
+        where = f"store secret {check.namespace}/{name}"
+        if secret is None:
+            raise SecretError(f"simple signing: {where} does not exist")
+        username, password = secret.data.get("username"), secret.data.get("password")
+        if not username or password is None:
+            raise SecretError(f"simple signing: {where} must hold `username` and `password`")
+        try:
+            return StoreCredentials(username.decode(), password.decode())
+        except UnicodeDecodeError as exc:
+            raise SecretError(
+                f"simple signing: {where}: `username`/`password` are not UTF-8"
+            ) from exc
+
+    async def _requirement(
+        self,
+        item: SignedByRequirement,
+        signatures: Sequence[bytes],
+        manifest: ResolvedManifest,
+        intended: DockerRef,
+        store: SignatureStore,
+    ) -> str | None:
+        """None if one signature satisfies `item`, else the reason (every signature's)."""
+        if not signatures:
+            return (
+                f"simple signing {item.label}: a signature was required, but "
+                f"{store.describe()} has none for {manifest.digest}"
+            )
+        reasons: list[str] = []
+        for number, signature in enumerate(signatures, 1):
+            try:
+                verified = await item.ring.verify(signature)
+            except SignatureRejected as exc:
+                reasons.append(f"signature {number}: {exc}")
+                continue
+            problem = signature_problem(
+                item.requirement,
+                manifest,
+                intended,
+                verified.payload,
+                verified.fingerprint,
+            )
+            if problem is None:
+                return None
+            reasons.append(f"signature {number}: {problem}")
+        return f"simple signing {item.label}: no signature was accepted: {'; '.join(reasons)}"

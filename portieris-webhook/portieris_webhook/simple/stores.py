@@ -1,0 +1,152 @@
+"""Where simple signatures come from: a lookaside store, or the registry's extension API.
+
+Lookaside (containers/image `lookaside`, Portieris `storeURL`):
+`{storeURL}/{repository path}@{algorithm}={hex}/signature-{n}` for n = 1, 2, ...
+until the store answers 404. Any other answer is an error: a store we cannot
+read must not look like a store with fewer signatures.
+
+Registry extension API (OpenShift's integrated registry, used when no storeURL
+is given): `GET /extensions/v2/{repository path}/signatures/{digest}` answers
+`{"signatures": [{"version": 2, "type": "atomic", "name": ..., "content": base64}]}`;
+entries of another version or type are skipped, as containers/image does.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from portieris_webhook.errors import RemoteError
+from portieris_webhook.images import ImageReference
+from portieris_webhook.registry.auth import AuthenticatedClient
+from portieris_webhook.registry.client import api_base
+from portieris_webhook.registry.credentials import RegistryCredential
+
+MAX_SIGNATURE_BYTES = 4 * 1024 * 1024
+MAX_SIGNATURE_LIST_BYTES = 8 * 1024 * 1024
+MAX_SIGNATURES = 64
+EXTENSION_SIGNATURE_VERSION = 2
+EXTENSION_SIGNATURE_TYPE = "atomic"
+
+
+@dataclass(frozen=True)
+class StoreCredentials:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never print a password in a log line
+        return f"StoreCredentials({self.username!r})"
+
+
+class SignatureStore(abc.ABC):
+    """A source of the signatures of one manifest digest."""
+
+    @abc.abstractmethod
+    async def signatures(
+        self, image: ImageReference, digest: str, *, timeout: float
+    ) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    def describe(self) -> str: ...
+
+
+class LookasideStore(SignatureStore):
+    def __init__(
+        self, client: AuthenticatedClient, url: str, credentials: StoreCredentials | None = None
+    ) -> None:
+        self.client = client
+        self.url = url.rstrip("/")
+        self.credentials = credentials
+
+    def describe(self) -> str:
+        return f"signature store {self.url}"
+
+    def signature_url(self, image: ImageReference, digest: str, index: int) -> str:
+        algorithm, _, hexpart = digest.partition(":")
+        return f"{self.url}/{image.path}@{algorithm}={hexpart}/signature-{index}"
+
+    async def signatures(
+        self, image: ImageReference, digest: str, *, timeout: float
+    ) -> list[bytes]:
+        basic = (self.credentials.username, self.credentials.password) if self.credentials else None
+        found: list[bytes] = []
+        for index in range(1, MAX_SIGNATURES + 1):
+            url = self.signature_url(image, digest, index)
+            response = await self.client.get(
+                url, timeout=timeout, max_bytes=MAX_SIGNATURE_BYTES, basic_auth=basic
+            )
+            if response.status == 404:
+                return found
+            if response.status in (401, 403):
+                hint = "storeSecret's credentials were refused" if basic else "set storeSecret"
+                raise RemoteError(
+                    f"{self.describe()} refused access to {url} (HTTP {response.status}); {hint}"
+                )
+            if response.status != 200:
+                raise RemoteError(f"{self.describe()} answered HTTP {response.status} for {url}")
+            found.append(response.body)
+        return found
+
+
+class RegistryExtensionStore(SignatureStore):
+    def __init__(
+        self, client: AuthenticatedClient, credentials: Sequence[RegistryCredential] = ()
+    ) -> None:
+        self.client = client
+        self.credentials = tuple(credentials)
+
+    def describe(self) -> str:
+        return "the registry's signature extension API"
+
+    @staticmethod
+    def signatures_url(image: ImageReference, digest: str) -> str:
+        return f"{api_base(image.domain)}/extensions/v2/{image.path}/signatures/{digest}"
+
+    async def signatures(
+        self, image: ImageReference, digest: str, *, timeout: float
+    ) -> list[bytes]:
+        url = self.signatures_url(image, digest)
+        response = await self.client.get(
+            url,
+            credentials=self.credentials,
+            timeout=timeout,
+            max_bytes=MAX_SIGNATURE_LIST_BYTES,
+        )
+        if response.status == 404:
+            raise RemoteError(
+                f"{image.domain} has no signature extension API ({url} answered 404); "
+                "give the policy a storeURL"
+            )
+        if response.status != 200:
+            raise RemoteError(f"{self.describe()} answered HTTP {response.status} for {url}")
+        return parse_signature_list(response.body, url)
+
+
+def parse_signature_list(body: bytes, url: str) -> list[bytes]:
+    """The atomic (version 2) signatures of an extension API answer."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise RemoteError(f"{url}: signature list is not JSON") from exc
+    entries = document.get("signatures") if isinstance(document, dict) else None
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise RemoteError(f"{url}: `signatures` is not a list")
+    found: list[bytes] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise RemoteError(f"{url}: a signature entry is not an object")
+        if entry.get("version") != EXTENSION_SIGNATURE_VERSION:
+            continue
+        if entry.get("type") != EXTENSION_SIGNATURE_TYPE:
+            continue
+        try:
+            found.append(base64.b64decode(str(entry.get("content") or ""), validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise RemoteError(f"{url}: signature content is not base64") from exc
+    return found[:MAX_SIGNATURES]
