@@ -1,0 +1,86 @@
+"""Canonical JSON: the bytes notary signs for a document's `signed` object.
+
+Notary (docker/go/canonical/json, a fork of Go 1.5 encoding/json) writes keys
+sorted, no insignificant whitespace, integers only, and escapes strings the
+way Go does: control characters, `<`, `>`, `&`, U+2028 and U+2029 as `\\uXXXX`.
+The OLPC/securesystemslib form differs only in string escaping (just `"` and
+`\\`). Both are exact, unambiguous encodings of the same value, so a signature
+over either proves the signer signed this value; `candidates` yields both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from portieris_webhook.trust.errors import MetadataError
+
+_GO_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_GO_HTML_ESCAPES = {"<", ">", "&", "\u2028", "\u2029"}
+
+
+def _go_string(text: str) -> str:
+    out = ['"']
+    for char in text:
+        if char in _GO_SHORT_ESCAPES:
+            out.append(_GO_SHORT_ESCAPES[char])
+        elif char < " " or char in _GO_HTML_ESCAPES:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _olpc_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _encode(value: Any, go: bool, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, str):
+        out.append(_go_string(value) if go else _olpc_string(value))
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode(item, go, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, key in enumerate(sorted(value)):
+            if not isinstance(key, str):
+                raise MetadataError(f"canonical JSON: object key {key!r} is not a string")
+            if index:
+                out.append(",")
+            out.append(_go_string(key) if go else _olpc_string(key))
+            out.append(":")
+            _encode(value[key], go, out)
+        out.append("}")
+    else:
+        # Floats have no canonical form; notary metadata never contains them.
+        raise MetadataError(f"canonical JSON: cannot encode a {type(value).__name__} ({value!r})")
+
+
+def encode_canonical(value: Any, *, go_escaping: bool = False) -> bytes:
+    """Canonical JSON bytes of `value` (OLPC escaping unless `go_escaping`)."""
+    out: list[str] = []
+    _encode(value, go_escaping, out)
+    return "".join(out).encode("utf-8")
+
+
+def candidates(value: Any) -> Iterator[bytes]:
+    """The byte strings a notary signature over `value` may cover: Go form, then OLPC if different."""
+    go_form = encode_canonical(value, go_escaping=True)
+    yield go_form
+    olpc_form = encode_canonical(value)
+    if olpc_form != go_form:
+        yield olpc_form
