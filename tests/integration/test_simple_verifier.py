@@ -301,7 +301,10 @@ async def test_a_store_that_fails_denies_rather_than_counting_fewer_signatures(
     registry, signed_image, alice
 ) -> None:
     app = web.Application()
-    app.router.add_get("/{tail:.*}", lambda request: web.Response(status=500))
+    async def broken(_request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    app.router.add_get("/{tail:.*}", broken)
     async with serve(app) as host:
         decision = await decide(
             registry, lookaside_policy(f"http://{host}"), signed_image.ref, alice_secret(alice)

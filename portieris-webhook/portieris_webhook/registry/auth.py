@@ -9,6 +9,7 @@ each credential. Tokens are cached until they expire.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import ssl
@@ -55,6 +56,11 @@ def parse_challenge(header: str) -> Challenge | None:
         for m in _CHALLENGE_PARAM.finditer(rest)
     }
     return Challenge(scheme.lower(), params)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The value of an `Authorization: Basic` header (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 class AuthenticatedClient:
@@ -113,7 +119,7 @@ class AuthenticatedClient:
         """`method` on `url`, authenticating as the server asks (GET and HEAD are what we use)."""
         base = dict(headers or {})
         if basic_auth:
-            base["Authorization"] = aiohttp.BasicAuth(*basic_auth).encode()
+            base["Authorization"] = basic_authorization(*basic_auth)
         first = await self._remembered_attempt(method, url, base, credentials, timeout, max_bytes)
         if first is None:
             first = await self._fetch(url, base, timeout, max_bytes, method)
@@ -166,7 +172,7 @@ class AuthenticatedClient:
         if challenge.scheme == "basic":
             if credential is None:
                 return None
-            return aiohttp.BasicAuth(credential.username, credential.password).encode()
+            return basic_authorization(credential.username, credential.password)
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             return None
         token = await self._token(challenge.params, credential, timeout)
@@ -183,9 +189,7 @@ class AuthenticatedClient:
         query = {k: v for k, v in (("service", service), ("scope", scope)) if v}
         headers = {}
         if credential is not None:
-            headers["Authorization"] = aiohttp.BasicAuth(
-                credential.username, credential.password
-            ).encode()
+            headers["Authorization"] = basic_authorization(credential.username, credential.password)
         url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
         response = await self._fetch(url, headers, timeout, 1024 * 1024)
         if response.status != 200:
