@@ -301,6 +301,7 @@ async def test_a_store_that_fails_denies_rather_than_counting_fewer_signatures(
     registry, signed_image, alice
 ) -> None:
     app = web.Application()
+
     async def broken(_request: web.Request) -> web.Response:
         return web.Response(status=500)
 
