@@ -100,17 +100,18 @@ class KubeApi:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RemoteError(f"Kubernetes API GET {path} failed: {exc!r}") from exc
 
-    async def watch(self, path: str, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+    async def watch(
+        self, path: str, resource_version: str, seconds: int = WATCH_TIMEOUT_SECONDS
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream watch events; the server ends the stream after `seconds`."""
         query = {
             "watch": "1",
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+            "timeoutSeconds": str(seconds),
         }
         url = f"{self.server}{path}?{urlencode(query)}"
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=10, sock_read=WATCH_TIMEOUT_SECONDS + 30
-        )
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=seconds + 30)
         async with self.session.get(url, headers=self._headers(), timeout=timeout) as resp:
             if resp.status != 200:
                 raise RemoteError(f"Kubernetes API watch {path}: HTTP {resp.status}")
@@ -162,6 +163,7 @@ class ClusterState(MemoryState):
     def __init__(self, api: KubeApi) -> None:
         super().__init__()
         self.api = api
+        self.informers: list[Informer] = []
         self._owners: dict[tuple[str, str, str, str, str], float] = {}
 
     async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool:
@@ -202,10 +204,18 @@ def _apply(state: MemoryState, kind: str, event: str, obj: Mapping[str, Any]) ->
 
 
 class Informer:
-    def __init__(self, api: KubeApi, resource: Resource, state: MemoryState) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        resource: Resource,
+        state: MemoryState,
+        watch_seconds: int = WATCH_TIMEOUT_SECONDS,
+    ) -> None:
         self.api, self.resource, self.state = api, resource, state
+        self.watch_seconds = watch_seconds
         self.synced = asyncio.Event()
         self.relists = 0
+        self.watches = 0
 
     async def _list(self) -> str:
         items: list[dict[str, Any]] = []
@@ -233,7 +243,9 @@ class Informer:
 
     async def _watch(self, resource_version: str) -> None:
         while True:
-            async for event in self.api.watch(self.resource.path, resource_version):
+            self.watches += 1
+            stream = self.api.watch(self.resource.path, resource_version, self.watch_seconds)
+            async for event in stream:
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     LOG.info(
@@ -270,11 +282,14 @@ class Informer:
 
 
 @contextlib.asynccontextmanager
-async def cluster_state(kubeconfig: str | None) -> AsyncIterator[ClusterState]:
+async def cluster_state(
+    kubeconfig: str | None, watch_seconds: int = WATCH_TIMEOUT_SECONDS
+) -> AsyncIterator[ClusterState]:
     """Start the informers; the state turns ready once all have listed; stop them on exit."""
     api = connect(kubeconfig)
     state = ClusterState(api)
-    informers = [Informer(api, resource, state) for resource in WATCHED]
+    informers = [Informer(api, resource, state, watch_seconds) for resource in WATCHED]
+    state.informers = informers
     tasks = [asyncio.create_task(i.run(), name=f"informer-{i.resource.kind}") for i in informers]
 
     async def mark_ready() -> None:

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -133,7 +134,7 @@ class Webhook:
         )
         handle.close()
         deadline = time.monotonic() + 60
-        context = __import__("ssl").create_default_context(cafile=str(self.workdir / "ca.crt"))
+        context = ssl.create_default_context(cafile=str(self.workdir / "ca.crt"))
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"webhook exited: {self.log.read_text()[-3000:]}")

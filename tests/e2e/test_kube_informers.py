@@ -1,0 +1,141 @@
+"""Cluster mode's caches against the real API server: sync, follow, reconnect, owners."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from portieris_webhook.kube import ClusterState, cluster_state
+from portieris_webhook.state import OwnerRef
+
+from .conftest import CRD_DIR
+from .controlplane import ControlPlane
+from tests.builders import cluster_policy, image_policy
+
+pytestmark = pytest.mark.e2e
+
+
+async def until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def kubectl_apply(plane: ControlPlane, obj: dict) -> None:
+    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(obj), check=True)
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> str:
+    name = f"informer-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", name, check=True)
+    return name
+
+
+async def test_caches_follow_policies_secrets_and_service_accounts(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    async with cluster_state(control_plane.kubeconfig) as state:
+        assert await until(state.is_ready)
+        kubectl_apply(control_plane, image_policy("p", namespace, ("reg.io/*", {})))
+        assert await until(lambda: [p.name for p in state.image_policies(namespace)] == ["p"])
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "keys", "namespace": namespace},
+            "data": {"key": base64.b64encode(b"armoured").decode()},
+        }
+        await asyncio.to_thread(kubectl_apply, control_plane, secret)
+        assert await until(lambda: state.secret(namespace, "keys") is not None)
+        assert state.secret(namespace, "keys").data == {"key": b"armoured"}
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": namespace},
+            "imagePullSecrets": [{"name": "pull"}],
+        }
+        await asyncio.to_thread(kubectl_apply, control_plane, account)
+        assert await until(lambda: state.service_account(namespace, "builder") is not None)
+        assert state.service_account(namespace, "builder").image_pull_secrets == ("pull",)
+        await asyncio.to_thread(
+            control_plane.kubectl, "delete", "imagepolicy", "p", "-n", namespace, check=True
+        )
+        assert await until(lambda: state.image_policies(namespace) == [])
+        await asyncio.to_thread(
+            control_plane.kubectl, "delete", "secret", "keys", "-n", namespace, check=True
+        )
+        assert await until(lambda: state.secret(namespace, "keys") is None)
+
+
+async def test_watch_ended_by_the_server_is_resumed_without_missing_events(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    async with cluster_state(control_plane.kubeconfig, watch_seconds=1) as state:
+        assert await until(state.is_ready)
+        informer = next(i for i in state.informers if i.resource.kind == "ClusterImagePolicy")
+        assert await until(lambda: informer.watches >= 3)
+        name = f"cip-{namespace}"
+        await asyncio.to_thread(kubectl_apply, control_plane, cluster_policy(name, ("x/*", {})))
+        try:
+            assert await until(lambda: name in [p.name for p in state.cluster_image_policies()])
+            assert informer.relists == 1
+        finally:
+            await asyncio.to_thread(control_plane.kubectl, "delete", "clusterimagepolicy", name)
+
+
+async def test_not_ready_until_every_cache_has_listed() -> None:
+    with ControlPlane(extra_apiserver_args=["--enable-aggregator-routing=true"]) as plane:
+        async with cluster_state(plane.kubeconfig) as state:
+            # No CRDs yet: policies cannot be listed, so the webhook must not claim readiness.
+            assert not await until(state.is_ready, timeout=2.0)
+            for crd in sorted(CRD_DIR.glob("*.yaml")):
+                await asyncio.to_thread(plane.kubectl, "apply", "-f", str(crd), check=True)
+            assert await until(state.is_ready, timeout=60.0)
+
+
+async def test_owners_are_looked_up_by_uid(control_plane: ControlPlane, namespace: str) -> None:
+    replicaset = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "rs", "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "rs"}},
+            "template": {
+                "metadata": {"labels": {"app": "rs"}},
+                "spec": {"containers": [{"name": "c", "image": "x/y"}]},
+            },
+        },
+    }
+    await asyncio.to_thread(kubectl_apply, control_plane, replicaset)
+    out = await asyncio.to_thread(
+        control_plane.kubectl,
+        "get",
+        "rs",
+        "rs",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.metadata.uid}",
+        check=True,
+    )
+    uid = out.stdout.strip()
+    async with cluster_state(control_plane.kubeconfig) as state:
+        assert isinstance(state, ClusterState)
+        assert await state.owner_exists(namespace, OwnerRef("apps/v1", "ReplicaSet", "rs", uid))
+        assert not await state.owner_exists(
+            namespace, OwnerRef("apps/v1", "ReplicaSet", "rs", str(uuid.uuid4()))
+        )
+        assert not await state.owner_exists(
+            namespace, OwnerRef("apps/v1", "ReplicaSet", "gone", uid)
+        )
+        assert not await state.owner_exists("default", OwnerRef("apps/v1", "ReplicaSet", "rs", uid))
