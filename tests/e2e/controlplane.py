@@ -22,28 +22,26 @@ from __future__ import annotations
 
 import atexit
 import base64
-import datetime
 import functools
-import ipaddress
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.fixtures.pki import TestCA, private_key_pem
+from tests.fixtures.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-controlplane.sh"
@@ -52,13 +50,10 @@ __all__ = [
     "BUILD_SCRIPT",
     "REPO_ROOT",
     "Binaries",
-    "CertAuthority",
     "CommandError",
     "ControlPlane",
     "ControlPlaneError",
-    "IssuedCert",
     "binaries",
-    "free_port",
 ]
 
 
@@ -125,125 +120,7 @@ def binaries() -> Binaries:
     return result
 
 
-# --------------------------------------------------------------------------- PKI
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-class IssuedCert(NamedTuple):
-    cert_pem: bytes
-    key_pem: bytes
-
-
-class CertAuthority:
-    """A throw-away CA (ECDSA P-256) that issues server and client certificates."""
-
-    def __init__(self, common_name: str = "portieris-test-ca") -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        self.cert_pem: bytes = self._cert.public_bytes(serialization.Encoding.PEM)
-        self.key_pem: bytes = _pem_key(self._key)
-
-    def issue(
-        self,
-        common_name: str,
-        *,
-        organizations: Sequence[str] = (),
-        dns_names: Iterable[str] = (),
-        ip_addresses: Iterable[str] = (),
-        server: bool = False,
-        client: bool = False,
-    ) -> IssuedCert:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-        usages = []
-        if server:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        if client:
-            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
-            .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                critical=False,
-            )
-        )
-        if usages:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
-        return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(path: Path, limit: int = 6000) -> str:
@@ -276,7 +153,7 @@ class ControlPlane:
       ``url``          https://127.0.0.1:PORT of the API server
       ``kubeconfig``   path of a kubeconfig (client-cert auth as admin, system:masters)
       ``ca_pem``       PEM of the CA that signed the serving and client certificates
-      ``ca``           the ``CertAuthority`` itself (to issue more certificates)
+      ``ca``           the ``TestCA`` itself (to issue more certificates)
       ``workdir``      the temp dir holding certificates, logs and the kubeconfig
       ``apiserver_log``, ``etcd_log``  log files of the two processes
     """
@@ -300,7 +177,7 @@ class ControlPlane:
         self.port = 0
         self.etcd_url = ""
         self.kubeconfig = ""
-        self.ca: CertAuthority | None = None
+        self.ca: TestCA | None = None
         self.ca_pem = b""
         self.ca_file = ""
         self.admin_cert_file = ""
@@ -370,30 +247,32 @@ class ControlPlane:
             self._etcd_data.mkdir()
 
         # --- certificates and keys
-        ca = CertAuthority("portieris-controlplane-ca")
+        ca = TestCA.create("portieris-controlplane-ca")
         self.ca = ca
         self.ca_pem = ca.cert_pem
-        serving = ca.issue(
+        serving_cert, serving_key = ca.issue(
             "kube-apiserver",
-            dns_names=[
+            dns_sans=[
                 "localhost",
                 "kubernetes",
                 "kubernetes.default",
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ],
-            ip_addresses=["127.0.0.1", "10.0.0.1"],
-            server=True,
+            ip_sans=["127.0.0.1", "10.0.0.1"],
+            client=False,
         )
-        admin = ca.issue("admin", organizations=["system:masters"], client=True)
+        admin_cert, admin_key = ca.issue(
+            "admin", ip_sans=(), dns_sans=(), organizations=["system:masters"], server=False
+        )
         sa_key = ec.generate_private_key(ec.SECP256R1())
         files = {
             "ca.crt": ca.cert_pem,
-            "apiserver.crt": serving.cert_pem,
-            "apiserver.key": serving.key_pem,
-            "admin.crt": admin.cert_pem,
-            "admin.key": admin.key_pem,
-            "sa.key": _pem_key(sa_key),
+            "apiserver.crt": serving_cert,
+            "apiserver.key": serving_key,
+            "admin.crt": admin_cert,
+            "admin.key": admin_key,
+            "sa.key": private_key_pem(sa_key),
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
@@ -457,7 +336,7 @@ class ControlPlane:
         self._apiserver = self._spawn(apiserver_cmd, self.apiserver_log)
         self._wait("kube-apiserver", lambda: self._readyz_ok(), deadline)
         self.kubeconfig = str(work / "kubeconfig")
-        self._write_kubeconfig(Path(self.kubeconfig), admin)
+        self._write_kubeconfig(Path(self.kubeconfig), admin_cert, admin_key)
 
     def _spawn(self, cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
         handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -501,7 +380,7 @@ class ControlPlane:
                 parts.append(f"===== {name} log ({path}) =====\n{_tail(path)}")
         return "\n".join(parts)
 
-    def _write_kubeconfig(self, path: Path, admin: IssuedCert) -> None:
+    def _write_kubeconfig(self, path: Path, admin_cert: bytes, admin_key: bytes) -> None:
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode()
 
@@ -516,8 +395,8 @@ class ControlPlane:
             "users:\n"
             "- name: admin\n"
             "  user:\n"
-            f"    client-certificate-data: {b64(admin.cert_pem)}\n"
-            f"    client-key-data: {b64(admin.key_pem)}\n"
+            f"    client-certificate-data: {b64(admin_cert)}\n"
+            f"    client-key-data: {b64(admin_key)}\n"
             "contexts:\n"
             "- name: portieris-test\n"
             "  context:\n"

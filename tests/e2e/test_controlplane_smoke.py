@@ -7,10 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-try:
-    from .controlplane import REPO_ROOT, ControlPlane
-except ImportError:  # tests/e2e is not a package: pytest put it on sys.path
-    from controlplane import REPO_ROOT, ControlPlane  # type: ignore[no-redef]
+from .controlplane import REPO_ROOT, ControlPlane
 
 pytestmark = pytest.mark.e2e
 
