@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from portieris_webhook.admission.review import parse_review_body
+from portieris_webhook.admission.review import AdmissionResponse, parse_review_body
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import InvalidAdmissionReview
 from portieris_webhook.metrics import Metrics
@@ -59,7 +59,13 @@ class WebhookApp:
             review = parse_review_body(body)
         except InvalidAdmissionReview as exc:
             return self._bad_request(f"malformed AdmissionReview: {exc}")
-        decision = await self.enforcer.decide(review)
+        try:
+            decision = await self.enforcer.decide(review)
+        except Exception as exc:  # fail closed with an answer the user can read, never a 500
+            LOG.exception("internal error deciding %s", review.display_name)
+            message = f"portieris denied {review.display_name}: internal error: {exc!r}"
+            self.metrics.record(False, time.perf_counter() - started, ("internal-error",))
+            return web.json_response(AdmissionResponse(review.uid, False, message).to_review())
         self.metrics.record(
             decision.response.allowed, time.perf_counter() - started, decision.reason_kinds
         )

@@ -28,8 +28,9 @@ MAX_BODY = 64 * 1024
 
 
 class Served:
-    def __init__(self, url, metrics_url, tls, state, ca_file, cert_dir):
+    def __init__(self, url, metrics_url, tls, state, ca_file, cert_dir, enforcer):
         self.url, self.metrics_url, self.tls, self.state = url, metrics_url, tls, state
+        self.enforcer = enforcer
         self.ca_file, self.cert_dir = ca_file, cert_dir
 
     def client_context(self, **limits):
@@ -61,6 +62,7 @@ async def served(tmp_path):
             state,
             ca_file,
             tmp_path,
+            enforcer,
         )
 
 
@@ -183,3 +185,16 @@ async def test_rotated_certificate_is_served_without_restart(served):
         await asyncio.sleep(0.05)
     after = await asyncio.to_thread(_peer_serial, served)
     assert served.tls.reloads == 1 and after != before
+
+
+async def test_an_internal_error_is_a_readable_deny_not_a_500(served, monkeypatch):
+    async def explode(_request):
+        raise RuntimeError("cache exploded")
+
+    monkeypatch.setattr(served.enforcer, "decide", explode)
+    status, body = await post(
+        served, json.dumps(review(workload("Pod", pod_spec("allowed/a")), uid="u-x"))
+    )
+    assert status == 200 and body["response"]["allowed"] is False
+    assert body["response"]["uid"] == "u-x"
+    assert "internal error: RuntimeError('cache exploded')" in body["response"]["status"]["message"]
