@@ -24,7 +24,9 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from oslo_config import cfg
 
+from portieris_webhook import config
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.model import parse_policy_object
 
@@ -454,6 +456,26 @@ def test_remote_timeout_and_extra_args() -> None:
     docs = render({"remoteTimeout": 3, "extraArgs": ["--trust-refresh-interval=60"]})
     assert arg_values(docs, "remote-timeout") == ["3"]
     assert arg_values(docs, "trust-refresh-interval") == ["60"]
+
+
+def test_rendered_arguments_are_options_the_webhook_accepts() -> None:
+    """The chart and the CLI cannot drift apart: oslo.config parses what the chart renders."""
+    docs = render(
+        {
+            "TrustedCACert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            "defaultTrustServer": "https://notary.registry.local:4443",
+            "extraArgs": ["--trust-refresh-interval=60"],
+        }
+    )
+    conf = cfg.ConfigOpts()
+    for opts in (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.SERVE_OPTS):
+        conf.register_cli_opts(opts)
+    conf(list(container(docs)["args"]), project="portieris-webhook", default_config_files=[])
+    assert conf.port == 8000 and conf.metrics_port == 8080
+    assert conf.ca_file == "/etc/portieris/trusted-ca/ca.crt"
+    assert conf.default_trust_server == "https://notary.registry.local:4443"
+    assert conf.trust_refresh_interval == 60.0 and conf.manifests == []
+    assert conf.tls_cert_file.endswith("tls.crt") and conf.tls_key_file.endswith("tls.key")
 
 
 # --- RBAC
