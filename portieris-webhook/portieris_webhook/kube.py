@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -157,6 +158,25 @@ def connect(kubeconfig: str | None) -> KubeApi:
     return KubeApi(configuration.host, context, token, token_file)
 
 
+_API_VERSION = re.compile(r"^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$")
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def owner_path(namespace: str, owner: OwnerRef) -> str | None:
+    """API path of an owner object, or None when the reference cannot name a real object.
+
+    ownerReferences are written by whoever creates the pod: a name such as
+    `x/../../other-namespace/...` must never steer the lookup to another object.
+    """
+    if not (_API_VERSION.match(owner.api_version) and _OBJECT_NAME.match(owner.name)):
+        return None
+    if not (_OBJECT_NAME.match(namespace) and len(owner.name) <= 253):
+        return None
+    plural = owner.kind.lower() + "s"
+    base = f"/apis/{owner.api_version}" if owner.group else f"/api/{owner.api_version}"
+    return f"{base}/namespaces/{namespace}/{plural}/{owner.name}"
+
+
 class ClusterState(MemoryState):
     """MemoryState fed by informers; owner existence asked of the API (cached)."""
 
@@ -170,10 +190,16 @@ class ClusterState(MemoryState):
         key = (namespace, owner.group, owner.kind, owner.name, owner.uid)
         if self._owners.get(key, 0.0) > time.monotonic():
             return True
-        plural = owner.kind.lower() + "s"
-        base = f"/apis/{owner.api_version}" if owner.group else f"/api/{owner.api_version}"
-        found = await self.api.get(f"{base}/namespaces/{namespace}/{plural}/{owner.name}")
-        exists = isinstance(found, dict) and (found.get("metadata") or {}).get("uid") == owner.uid
+        path = owner_path(namespace, owner)
+        if path is None:
+            LOG.warning("owner reference %r is malformed: not treated as an owner", owner)
+            return False
+        found = await self.api.get(path)
+        exists = (
+            isinstance(found, dict)
+            and found.get("kind") == owner.kind
+            and (found.get("metadata") or {}).get("uid") == owner.uid
+        )
         if exists:
             self._owners[key] = time.monotonic() + OWNER_CACHE_SECONDS
         return exists
