@@ -67,38 +67,57 @@ class Enforcer:
             spec = pod_spec(request.object, workload)
         except InvalidAdmissionReview as exc:
             return self._deny(request, str(exc), (), ("unsupported-object",))
-        owner = await self._existing_owner(request)
+        owner = await self._existing_owner(request, spec)
         if owner:
             return self._allow(request, f"child of {owner}, which was admitted itself")
         decisions = await self.evaluate_images(request.namespace, spec)
         return self._answer(request, spec, decisions)
 
-    async def _existing_owner(self, request: AdmissionRequest) -> str | None:
-        # Only a newly created object is the owner's doing. An UPDATE (an image edited on a
-        # ReplicaSet's pod, an ephemeral container added) is the user's and is checked.
+    async def _existing_owner(self, request: AdmissionRequest, spec: PodSpec) -> str | None:
+        """The owner that vouches for this object, if any.
+
+        An object is admitted as a child without checks only when it is being created,
+        its owner exists with the same uid, and every image it runs is in the owner's pod
+        template: the owner went through this webhook, so its template images were
+        checked (and pinned) already. A pod that points at some existing ReplicaSet but
+        runs other images gets the full check. An UPDATE (an image edited on a ReplicaSet's
+        pod, an added ephemeral container) is the user's doing and is checked too.
+        """
         if request.operation != "CREATE" or request.sub_resource:
             return None
+        images = {c.image for c in spec.images}
         for ref in request.owners:
             if (ref.group, ref.kind) not in OWNER_KINDS:
                 continue
             try:
-                exists = await self.state.owner_exists(request.namespace, ref)
+                template = await self.state.owner_images(request.namespace, ref)
             except PortierisError as exc:
                 LOG.warning(
-                    "cannot check owner %s %s: %s; checking images instead", ref.kind, ref.name, exc
+                    "cannot check owner %s %s: %s; checking images", ref.kind, ref.name, exc
                 )
-                exists = False
-            if exists:
+                continue
+            if template is None:
+                LOG.warning(
+                    "%s %s/%s names owner %s %s (uid %s), which does not exist: checking images",
+                    request.kind,
+                    request.namespace,
+                    request.name,
+                    ref.kind,
+                    ref.name,
+                    ref.uid,
+                )
+            elif images <= template:
                 return f"{ref.kind} {request.namespace}/{ref.name}"
-            LOG.warning(
-                "%s %s/%s names owner %s %s (uid %s), which does not exist: checking its images",
-                request.kind,
-                request.namespace,
-                request.name,
-                ref.kind,
-                ref.name,
-                ref.uid,
-            )
+            else:
+                LOG.warning(
+                    "%s %s/%s runs images its owner %s %s does not (%s): checking images",
+                    request.kind,
+                    request.namespace,
+                    request.name,
+                    ref.kind,
+                    ref.name,
+                    ", ".join(sorted(images - template)),
+                )
         return None
 
     def _answer(

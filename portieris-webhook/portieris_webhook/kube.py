@@ -27,7 +27,7 @@ import aiohttp
 
 from portieris_webhook.errors import ConfigurationError, PortierisError, RemoteError
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, GROUP, IMAGE_POLICY, VERSION
-from portieris_webhook.state import MemoryState, OwnerRef
+from portieris_webhook.state import MemoryState, OwnerRef, template_images
 
 LOG = logging.getLogger(__name__)
 
@@ -184,25 +184,23 @@ class ClusterState(MemoryState):
         super().__init__()
         self.api = api
         self.informers: list[Informer] = []
-        self._owners: dict[tuple[str, str, str, str, str], float] = {}
+        # Owners found, with their template images, for a short while (templates can change).
+        self._owners: dict[tuple[str, str, str, str, str], tuple[float, frozenset[str]]] = {}
 
-    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool:
+    async def owner_images(self, namespace: str, owner: OwnerRef) -> frozenset[str] | None:
         key = (namespace, owner.group, owner.kind, owner.name, owner.uid)
-        if self._owners.get(key, 0.0) > time.monotonic():
-            return True
+        cached = self._owners.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         path = owner_path(namespace, owner)
         if path is None:
             LOG.warning("owner reference %r is malformed: not treated as an owner", owner)
-            return False
+            return None
         found = await self.api.get(path)
-        exists = (
-            isinstance(found, dict)
-            and found.get("kind") == owner.kind
-            and (found.get("metadata") or {}).get("uid") == owner.uid
-        )
-        if exists:
-            self._owners[key] = time.monotonic() + OWNER_CACHE_SECONDS
-        return exists
+        images = template_images(found, owner) if isinstance(found, dict) else None
+        if images is not None:
+            self._owners[key] = (time.monotonic() + OWNER_CACHE_SECONDS, images)
+        return images
 
 
 def _apply(state: MemoryState, kind: str, event: str, obj: Mapping[str, Any]) -> None:

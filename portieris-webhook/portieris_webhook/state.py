@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from portieris_webhook.errors import InvalidPolicy, ManifestError
+from portieris_webhook.admission.workloads import pod_spec, workload_kind
+from portieris_webhook.errors import InvalidAdmissionReview, InvalidPolicy, ManifestError
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
@@ -73,7 +74,9 @@ class StateView(Protocol):
 
     def service_account(self, namespace: str, name: str) -> ServiceAccount | None: ...
 
-    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool: ...
+    async def owner_images(self, namespace: str, owner: OwnerRef) -> frozenset[str] | None:
+        """The images of the owner's pod template, or None if no such owner (same uid) exists."""
+        ...
 
 
 PolicyKey = tuple[str, str | None, str]
@@ -87,7 +90,7 @@ class MemoryState:
         self._invalid: dict[PolicyKey, InvalidPolicyRecord] = {}
         self._secrets: dict[tuple[str, str], Secret] = {}
         self._service_accounts: dict[tuple[str, str], ServiceAccount] = {}
-        self._objects: dict[tuple[str, str, str, str], str] = {}
+        self._objects: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
         self._ready = False
 
     # --- readers -----------------------------------------------------------
@@ -117,9 +120,9 @@ class MemoryState:
     def service_account(self, namespace: str, name: str) -> ServiceAccount | None:
         return self._service_accounts.get((namespace, name))
 
-    async def owner_exists(self, namespace: str, owner: OwnerRef) -> bool:
-        uid = self._objects.get((owner.group, owner.kind, namespace, owner.name))
-        return uid is not None and uid == owner.uid
+    async def owner_images(self, namespace: str, owner: OwnerRef) -> frozenset[str] | None:
+        found = self._objects.get((owner.group, owner.kind, namespace, owner.name))
+        return template_images(found, owner) if found is not None else None
 
     # --- writers -----------------------------------------------------------
     def mark_ready(self, ready: bool = True) -> None:
@@ -201,7 +204,20 @@ class MemoryState:
             str(meta.get("namespace") or "default"),
             str(meta.get("name")),
         )
-        self._objects[key] = str(meta.get("uid") or "")
+        self._objects[key] = obj
+
+
+def template_images(obj: Mapping[str, Any], owner: OwnerRef) -> frozenset[str] | None:
+    """Images of `obj`'s pod template if `obj` is the owner `owner` names (kind and uid)."""
+    meta = obj.get("metadata") or {}
+    if obj.get("kind") != owner.kind or not owner.uid or meta.get("uid") != owner.uid:
+        return None
+    version = owner.api_version.rpartition("/")[2]
+    try:
+        spec = pod_spec(obj, workload_kind(owner.group, version, owner.kind))
+    except InvalidAdmissionReview:
+        return None
+    return frozenset(c.image for c in spec.images)
 
 
 def _policy_key(obj: Mapping[str, Any]) -> PolicyKey:

@@ -104,7 +104,9 @@ async def test_not_ready_until_every_cache_has_listed() -> None:
             assert await until(state.is_ready, timeout=60.0)
 
 
-async def test_owners_are_looked_up_by_uid(control_plane: ControlPlane, namespace: str) -> None:
+async def test_owners_are_looked_up_by_uid_with_their_template_images(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     replicaset = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -133,11 +135,15 @@ async def test_owners_are_looked_up_by_uid(control_plane: ControlPlane, namespac
     uid = out.stdout.strip()
     async with cluster_state(control_plane.kubeconfig) as state:
         assert isinstance(state, ClusterState)
-        assert await state.owner_exists(namespace, OwnerRef("apps/v1", "ReplicaSet", "rs", uid))
-        assert not await state.owner_exists(
+        assert await state.owner_images(
+            namespace, OwnerRef("apps/v1", "ReplicaSet", "rs", uid)
+        ) == {"x/y"}
+        assert None is await state.owner_images(
             namespace, OwnerRef("apps/v1", "ReplicaSet", "rs", str(uuid.uuid4()))
         )
-        assert not await state.owner_exists(
+        assert None is await state.owner_images(
             namespace, OwnerRef("apps/v1", "ReplicaSet", "gone", uid)
         )
-        assert not await state.owner_exists("default", OwnerRef("apps/v1", "ReplicaSet", "rs", uid))
+        assert None is await state.owner_images(
+            "default", OwnerRef("apps/v1", "ReplicaSet", "rs", uid)
+        )

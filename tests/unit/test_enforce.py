@@ -233,17 +233,27 @@ async def test_trust_and_simple_agreeing_is_allowed_and_pinned():
 
 
 OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "uid-rs"}
-REPLICASET = {
-    "apiVersion": "apps/v1",
-    "kind": "ReplicaSet",
-    "metadata": {"name": "web-1", "namespace": "default", "uid": "uid-rs"},
-}
+REPLICASET = workload("ReplicaSet", pod_spec("x/y", init=("x/init",)), name="web-1")
+REPLICASET["metadata"]["uid"] = "uid-rs"
 
 
-async def test_child_of_an_existing_owner_is_allowed_without_checks():
+@pytest.mark.parametrize(
+    "spec",
+    [pod_spec("x/y"), pod_spec("x/y", init=("x/init",)), pod_spec("x/init", "x/y")],
+    ids=["one-image", "all-images", "same-images-other-places"],
+)
+async def test_child_running_its_owners_template_images_is_allowed_without_checks(spec):
     state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
-    response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    response = await decide(make_enforcer(state), workload("Pod", spec, owners=[OWNER]))
     assert response["allowed"] is True and "patch" not in response
+
+
+async def test_child_running_an_image_its_owner_does_not_is_checked():
+    # The owner exists with the right uid, but it never asked for this image.
+    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    obj = workload("Pod", pod_spec("x/y", "evil/miner:1"), owners=[OWNER])
+    response = await decide(make_enforcer(state), obj)
+    assert response["allowed"] is False and "image evil/miner:1" in response["status"]["message"]
 
 
 @pytest.mark.parametrize(

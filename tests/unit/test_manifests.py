@@ -38,6 +38,10 @@ items:
 - apiVersion: apps/v1
   kind: ReplicaSet
   metadata: {name: web, namespace: team, uid: rs-uid}
+  spec:
+    template:
+      spec:
+        containers: [{name: c, image: reg.io/web:1}]
 """
 
 
@@ -52,8 +56,14 @@ async def test_a_directory_of_manifests_becomes_the_cluster_state(tmp_path):
     assert [p.name for p in state.image_policies("team")] == ["team"]
     assert state.secret("team", "creds").data == {"username": b"u", "password": b"p"}
     assert state.service_account("team", "builder").image_pull_secrets == ("creds",)
-    assert await state.owner_exists("team", OwnerRef("apps/v1", "ReplicaSet", "web", "rs-uid"))
-    assert not await state.owner_exists("team", OwnerRef("apps/v1", "ReplicaSet", "web", "other"))
+    owner = OwnerRef("apps/v1", "ReplicaSet", "web", "rs-uid")
+    assert await state.owner_images("team", owner) == {"reg.io/web:1"}
+    assert (
+        await state.owner_images("team", OwnerRef("apps/v1", "ReplicaSet", "web", "other")) is None
+    )
+    assert (
+        await state.owner_images("team", OwnerRef("apps/v1", "Deployment", "web", "rs-uid")) is None
+    )
 
 
 @pytest.mark.parametrize(
