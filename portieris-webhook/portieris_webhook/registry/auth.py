@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import ssl
 import time
@@ -24,6 +25,7 @@ from portieris_webhook.errors import RemoteError
 from portieris_webhook.http import HttpClient
 from portieris_webhook.registry.credentials import RegistryCredential
 
+LOG = logging.getLogger(__name__)
 DEFAULT_TOKEN_LIFETIME = 60.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -58,6 +60,11 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def basic_authorization(username: str, password: str) -> str:
     """The value of an `Authorization: Basic` header (RFC 7617, UTF-8)."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
@@ -66,7 +73,9 @@ def basic_authorization(username: str, password: str) -> str:
 class AuthenticatedClient:
     def __init__(self, http: HttpClient) -> None:
         self.http = http
-        self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+        self._tokens: dict[
+            tuple[str, str, str, str, RegistryCredential | None], tuple[str, float]
+        ] = {}
         # URL "directory" -> the challenge it answered with and the credential that passed it,
         # so later requests there skip the anonymous round trip that only fetches a 401.
         self._remembered: dict[str, tuple[Challenge, RegistryCredential | None]] = {}
@@ -131,7 +140,7 @@ class AuthenticatedClient:
         attempts: Sequence[RegistryCredential | None] = list(credentials) or [None]
         last = first
         for credential in attempts:
-            auth = await self._authorization(challenge, credential, timeout)
+            auth = await self._authorization(challenge, credential, timeout, url)
             if auth is None:
                 continue
             last = await self._fetch(
@@ -161,13 +170,17 @@ class AuthenticatedClient:
         challenge, credential = remembered
         if credential is not None and credential not in credentials:
             return None
-        auth = await self._authorization(challenge, credential, timeout)
+        auth = await self._authorization(challenge, credential, timeout, url)
         if auth is None:
             return None
         return await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes, method)
 
     async def _authorization(
-        self, challenge: Challenge, credential: RegistryCredential | None, timeout: float
+        self,
+        challenge: Challenge,
+        credential: RegistryCredential | None,
+        timeout: float,
+        url: str,
     ) -> str | None:
         if challenge.scheme == "basic":
             if credential is None:
@@ -175,14 +188,27 @@ class AuthenticatedClient:
             return basic_authorization(credential.username, credential.password)
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             return None
-        token = await self._token(challenge.params, credential, timeout)
+        token = await self._token(challenge.params, credential, timeout, _origin(url))
         return f"Bearer {token}" if token else None
 
     async def _token(
-        self, params: Mapping[str, str], credential: RegistryCredential | None, timeout: float
+        self,
+        params: Mapping[str, str],
+        credential: RegistryCredential | None,
+        timeout: float,
+        origin: str,
     ) -> str | None:
+        """A bearer token for `origin` from the realm it named.
+
+        The cache key holds the asking origin and the whole credential (password and the
+        secret it came from), so a token is only ever sent back to the server that asked
+        for it, and only on behalf of the credential that earned it.
+        """
         realm, service, scope = params["realm"], params.get("service", ""), params.get("scope", "")
-        key = (realm, service, scope, credential.username if credential else "")
+        if urlsplit(realm).scheme != "https":
+            LOG.warning("%s names token realm %r, which is not https: not used", origin, realm)
+            return None
+        key = (origin, realm, service, scope, credential)
         cached = self._tokens.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
