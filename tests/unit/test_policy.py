@@ -192,6 +192,10 @@ def test_invalid_policies_name_object_and_field(obj, message):
         ("*trusted.com/*", "attacker.com/trusted.com/evil", False),
         ("reg.io*/*", "reg.io.evil.com/app", True),
         ("docker.io/library/*", "nginx", False),
+        # Host names are case-insensitive: an upper-case spelling must not dodge a policy.
+        ("prod.trusted.com/*", "PROD.trusted.com/app:1", True),
+        ("Prod.Trusted.com/app", "prod.trusted.COM/app:1", True),
+        ("reg.io/team/*", "reg.io/TEAM/app", False),
         ("nginx", "nginx:latest", True),
     ],
 )
@@ -208,6 +212,11 @@ def test_most_specific_pattern_wins():
     assert best_match(objects, "reg.io/team/app:1").pattern == "reg.io/team/*"
     assert best_match(objects, "reg.io/other:1").pattern == "reg.io/*"
     assert best_match(objects, "quay.io/x").pattern == "*"
+
+
+def test_upper_case_host_gets_the_host_specific_policy_not_a_wildcard():
+    objects = _objects(("prod.trusted.com/*", REJECT), ("*.trusted.com/*", {}))
+    assert best_match(objects, "PROD.trusted.com/app:evil").pattern == "prod.trusted.com/*"
 
 
 def test_exact_pattern_wins_over_longer_wildcard():

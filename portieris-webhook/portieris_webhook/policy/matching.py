@@ -5,7 +5,8 @@ Rules:
 - Patterns match the image as written; `*` matches any run of characters.
 - A pattern with no tag or digest also matches the image with any tag or digest.
 - The host part of a pattern (before its first `/`) must match the image's host
-  part on its own, so `*.trusted.com/org/*` never matches `evil.com/x.trusted.com/org/a`.
+  part on its own, so `*.trusted.com/org/*` never matches `evil.com/x.trusted.com/org/a`;
+  host parts compare case-insensitively, so `PROD.trusted.com/app` is `prod.trusted.com/app`.
 - An exact (wildcard-free) pattern wins outright; otherwise the most specific
   pattern wins (length minus wildcards); ties go to the first object by name.
 """
@@ -75,9 +76,9 @@ def _glob_match(pattern: str, text: str) -> bool:
     t_host, t_rest = _split_host(text)
     if t_rest is None:
         return False
-    return (
-        _glob(p_host).fullmatch(t_host) is not None and _glob(p_rest).fullmatch(t_rest) is not None
-    )
+    # Host names are case-insensitive (the registry and the kubelet treat them so); paths are not.
+    host_matches = _glob(p_host.lower()).fullmatch(t_host.lower()) is not None
+    return host_matches and _glob(p_rest).fullmatch(t_rest) is not None
 
 
 def _has_tag_or_digest(pattern: str) -> bool:
