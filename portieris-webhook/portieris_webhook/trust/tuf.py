@@ -55,22 +55,43 @@ class RootPin:
 
     Satisfied when a key that validly signed the root has one of `keyids` (its
     ID in root.json or the ID of its bare public key), is one of `certificates`,
-    or has a certificate issued by one of them.
+    or has a certificate issued for this very GUN (common name, as notary
+    requires of root certificates) by one of them that is a CA valid now.
+    A CA pin covers every repository of the server, so without the common-name
+    rule a certificate the CA issued for one repository would sign roots for all.
     """
 
     keyids: frozenset[str] = frozenset()
     certificates: tuple[x509.Certificate, ...] = ()
     description: str = ""
 
-    def matches(self, key: PublicKey) -> bool:
+    def matches(self, key: PublicKey, gun: str, now: datetime.datetime) -> bool:
         if key.keyid in self.keyids or key.public_id in self.keyids:
             return True
+        certificate = key.certificate
+        if certificate is None:
+            return False
         for anchor in self.certificates:
-            if key.certificate is not None and key.certificate == anchor:
+            if certificate == anchor:
                 return True
-            if key.certificate is not None and _issued_by(key.certificate, anchor):
-                return True
+            if _common_name(certificate) == gun and _is_ca_at(anchor, now):
+                if _issued_by(certificate, anchor):
+                    return True
         return False
+
+
+def _common_name(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if len(names) == 1 else None
+
+
+def _is_ca_at(certificate: x509.Certificate, now: datetime.datetime) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    valid = certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+    return constraints.ca and valid
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -188,7 +209,7 @@ class TrustedMetadataSet:
         envelope = parse_envelope(root_bytes, ROOT)
         root = parse_root(envelope)
         signed_by = check_threshold(envelope, root.keys, root.roles[ROOT], now)
-        if pin is not None and not any(pin.matches(k) for k in signed_by.values()):
+        if pin is not None and not any(pin.matches(k, gun, now) for k in signed_by.values()):
             raise SignatureError(
                 f"root of {gun} (version {root.version}) is not signed by the pinned root "
                 f"{pin.description or 'key'}"

@@ -21,7 +21,15 @@ from portieris_webhook.trust.lookup import find_tag
 from portieris_webhook.trust.tuf import RootPin, TrustedMetadataSet
 from portieris_webhook.trust.updater import GunState
 
-from tests.unit.trust.simulator import GUN, NOW, RepositorySimulator, envelope, make_key, resign
+from tests.unit.trust.simulator import (
+    GUN,
+    NOW,
+    RepositorySimulator,
+    TestKey,
+    envelope,
+    make_key,
+    resign,
+)
 
 DAY = datetime.timedelta(days=1)
 KEY_TYPES = ["ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519"]
@@ -337,6 +345,70 @@ def test_a_pinned_certificate_authority_anchors_roots_it_issued(load):
     pin = RootPin(certificates=(root_cert,))
 
     assert load(sim.publish(), pin=pin).root.version == 1
+
+
+def _ca_and_root_key(common_name: str, *, ca: bool = True):
+    """A CA certificate, and a root key whose certificate that CA issued for `common_name`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    day = datetime.timedelta(days=1)
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("signing CA"))
+        .issuer_name(name("signing CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - day)
+        .not_valid_after(NOW + 365 * day)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - day)
+        .not_valid_after(NOW + 365 * day)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = leaf.public_bytes(serialization.Encoding.PEM)
+    return ca_cert, TestKey("ecdsa-x509", leaf_key, base64.b64encode(pem).decode())
+
+
+def test_a_pinned_ca_anchors_a_root_whose_certificate_it_issued_for_this_repository(load):
+    ca_cert, root_key = _ca_and_root_key(GUN)
+    sim = RepositorySimulator()
+    sim.root.keys = [root_key]
+    sim.rebuild_root()
+
+    assert load(sim.publish(), pin=RootPin(certificates=(ca_cert,))).root.version == 1
+
+
+@pytest.mark.parametrize(
+    ("common_name", "ca"),
+    [("registry.example.com/attacker/own", True), (GUN, False)],
+    ids=["issued-for-another-repository", "anchor-is-not-a-ca"],
+)
+def test_a_pinned_ca_does_not_anchor_roots_for_other_repositories(load, common_name, ca):
+    # Anyone holding a certificate the CA issued for their own repository could
+    # otherwise sign a root for every repository on the server.
+    ca_cert, root_key = _ca_and_root_key(common_name, ca=ca)
+    sim = RepositorySimulator()
+    sim.root.keys = [root_key]
+    sim.rebuild_root()
+
+    with pytest.raises(SignatureError, match="not signed by the pinned root"):
+        load(sim.publish(), pin=RootPin(certificates=(ca_cert,)))
 
 
 # --- order --------------------------------------------------------------------------
