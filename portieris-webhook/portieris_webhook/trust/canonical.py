@@ -74,7 +74,12 @@ def encode_canonical(value: Any, *, go_escaping: bool = False) -> bytes:
     """Canonical JSON bytes of `value` (OLPC escaping unless `go_escaping`)."""
     out: list[str] = []
     _encode(value, go_escaping, out)
-    return "".join(out).encode("utf-8")
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate such as "\ud800" has no UTF-8 form
+        raise MetadataError(
+            f"canonical JSON: text that is not valid Unicode ({exc.reason})"
+        ) from exc
 
 
 def candidates(value: Any) -> Iterator[bytes]:

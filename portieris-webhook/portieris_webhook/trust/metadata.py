@@ -117,13 +117,9 @@ class Delegation:
     path_hash_prefixes: tuple[str, ...] | None
 
     def allows(self, target: str) -> bool:
-        """Whether this delegation may sign `target` (notary: path prefixes or hash prefixes)."""
-        if self.paths is not None and any(target.startswith(p) for p in self.paths):
-            return True
-        if self.path_hash_prefixes is not None:
-            digest = hashlib.sha256(target.encode()).hexdigest()
-            return any(digest.startswith(p) for p in self.path_hash_prefixes)
-        return False
+        """Whether this delegation may sign `target`: notary checks path prefixes only, so
+        `path_hash_prefixes` grant nothing here either."""
+        return self.paths is not None and any(target.startswith(p) for p in self.paths)
 
     def describe_paths(self) -> str:
         if self.paths is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -74,9 +74,9 @@ class RootPin:
         for anchor in self.certificates:
             if certificate == anchor:
                 return True
-            if _common_name(certificate) == gun and _is_ca_at(anchor, now):
-                if _issued_by(certificate, anchor):
-                    return True
+            issued_here = _common_name(certificate) == gun and _is_ca_at(anchor, now)
+            if issued_here and _issued_by(certificate, anchor):
+                return True
         return False
 
 
@@ -118,6 +118,8 @@ class TrustData:
     """For each targets role, the public keys (DER SPKI) whose signatures on it are valid."""
     raw: Mapping[str, bytes]
     """Raw bytes of every verified document, to reuse unchanged ones on refresh."""
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    """Delegated roles left out (expired, or short of signatures), with the reason."""
 
     @property
     def expires(self) -> datetime.datetime:
@@ -206,6 +208,7 @@ class TrustedMetadataSet:
         self.roles: dict[str, Targets] = {}
         self.chains: dict[str, tuple[Delegation, ...]] = {}
         self.signers: dict[str, frozenset[bytes]] = {}
+        self.skipped: dict[str, str] = {}
         envelope = parse_envelope(root_bytes, ROOT)
         root = parse_root(envelope)
         signed_by = check_threshold(envelope, root.keys, root.roles[ROOT], now)
@@ -287,6 +290,13 @@ class TrustedMetadataSet:
         self.raw[role] = data
         return targets
 
+    def skip(self, role: str, reason: str) -> None:
+        """Leave out a delegated role (and so everything below it), as notary's client does
+        for an expired role or one short of signatures: its targets simply do not count."""
+        if role == TARGETS:
+            raise TrustError("the targets role cannot be skipped")
+        self.skipped[role] = reason
+
     def delegated_roles(self, parent: str) -> list[str]:
         """Roles `parent` delegates to that the snapshot lists (others have no data)."""
         assert self.snapshot is not None
@@ -305,6 +315,7 @@ class TrustedMetadataSet:
             dict(self.chains),
             dict(self.signers),
             dict(self.raw),
+            dict(self.skipped),
         )
 
     # --- helpers -------------------------------------------------------------

@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from portieris_webhook.trust.errors import (
+    ExpiredMetadataError,
     HashMismatchError,
     MetadataError,
     RepositoryNotFound,
+    SignatureError,
     TrustError,
 )
 from portieris_webhook.trust.metadata import (
@@ -113,8 +115,18 @@ async def refresh(
             )
         )
         for role, document in zip(level, documents, strict=True):
-            trusted.update_delegated_targets(role, document)
-        level = [child for role in level for child in trusted.delegated_roles(role)]
+            try:
+                trusted.update_delegated_targets(role, document)
+            except (ExpiredMetadataError, SignatureError) as exc:
+                if role == TARGETS:
+                    raise
+                trusted.skip(role, str(exc))
+        level = [
+            child
+            for role in level
+            if role in trusted.roles
+            for child in trusted.delegated_roles(role)
+        ]
     return trusted.result()
 
 

@@ -198,7 +198,9 @@ class TrustVerifier(Verifier):
         assert tag is not None
         target = find_tag(data, tag)
         if target is None:
-            why = outside_paths(data, tag)
+            why = outside_paths(data, tag) + [
+                f"{role} was left out: {reason}" for role, reason in data.skipped.items()
+            ]
             detail = f": {'; '.join(why)}" if why else ""
             raise TrustError(f"tag {tag!r} of {data.gun} is not signed ({server}){detail}")
         if target.digest is None:
@@ -215,6 +217,8 @@ class TrustVerifier(Verifier):
             if not delegated_keys(data, signer.role):
                 raise TrustError(f"{who}: {data.gun} has no delegation {signer.role}")
             raise TrustError(f"{who}: the key in the secret is not a key of {signer.role}")
+        if signer.role in data.skipped:
+            raise TrustError(f"{who}: {signer.role} was left out: {data.skipped[signer.role]}")
         if signer.role not in data.roles:
             raise TrustError(f"{who}: {signer.role} of {data.gun} has no signed targets")
         if signer.spki not in data.signers.get(signer.role, frozenset()):

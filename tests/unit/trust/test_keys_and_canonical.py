@@ -101,3 +101,8 @@ def test_a_signer_secret_may_hold_a_certificate_or_a_public_key():
     certificate = base64.b64decode(test_key.public_b64)
 
     assert load_pem_public(certificate) == load_pem_public(test_key.spki_pem)
+
+
+def test_a_lone_surrogate_is_a_metadata_error_not_a_crash():
+    with pytest.raises(MetadataError, match="not valid Unicode"):
+        encode_canonical({"name": "\ud800"})

@@ -57,7 +57,8 @@ def test_a_nested_delegation_is_limited_by_its_parents_paths(load):
     ]
 
 
-def test_path_hash_prefixes_limit_a_delegation(load):
+def test_path_hash_prefixes_grant_nothing_as_in_notary(load):
+    """notary checks delegation `paths` only; a role with hash prefixes and no paths signs nothing."""
     sim = RepositorySimulator()
     role = sim.delegate("targets/releases")
     role.paths = None
@@ -86,8 +87,8 @@ def test_path_hash_prefixes_limit_a_delegation(load):
 
     data = load(files)
 
-    assert lookup.find_tag(data, "v1") is not None
-    assert lookup.allowed(data.chains["targets/releases"], "v1")
+    assert lookup.find_tag(data, "v1") is None
+    assert not lookup.allowed(data.chains["targets/releases"], "v1")
     assert not lookup.allowed(data.chains["targets/releases"], "some-other-tag-" + prefix)
 
 
