@@ -13,13 +13,19 @@ DOCKER_HUB_NOTARY = "https://notary.docker.io"
 
 
 def normalise_server(url: str) -> str:
-    """`notary.example.com` -> `https://notary.example.com`; no trailing slash; host lower-case."""
+    """`notary.example.com` -> `https://notary.example.com`: no trailing slash, host lower-case,
+    no default port, so every spelling of one server finds the same cache and root pin."""
     text = url.strip().rstrip("/")
     if "://" not in text:
         text = "https://" + text
     scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
     host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+    host = host.lower()
+    default_port = {"https": ":443", "http": ":80"}.get(scheme)
+    if default_port and host.endswith(default_port):
+        host = host[: -len(default_port)]
+    return f"{scheme}://{host}{slash}{path}"
 
 
 def metadata_url(server: str, gun: str, role: str) -> str:

@@ -12,6 +12,7 @@ from portieris_webhook.images import parse_image
 from portieris_webhook.policy.model import Policy, TrustPolicy
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import MemoryState
+from portieris_webhook.trust.client import normalise_server
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.verifier import TrustVerifier, parse_pins
 from portieris_webhook.verifiers import ImageCheck, VerifierContext
@@ -107,3 +108,22 @@ def test_a_malformed_signer_secret_is_denied(data, message):
 
     with pytest.raises(SecretError, match=message):
         v.signers(check("r.local/app:v1", signers=("s",)))
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "notary.example.com",
+        "https://notary.example.com",
+        "https://NOTARY.example.com/",
+        "https://notary.example.com:443",
+        "notary.example.com:443/",
+    ],
+)
+def test_every_spelling_of_a_trust_server_is_one_server(spelling):
+    # A root pin written one way must apply to a policy that writes the server another way.
+    assert normalise_server(spelling) == "https://notary.example.com"
+
+
+def test_a_non_default_port_is_kept():
+    assert normalise_server("notary.example.com:4443") == "https://notary.example.com:4443"
