@@ -536,22 +536,8 @@ async def test_a_signature_by_a_key_that_has_since_expired_is_refused_as_skopeo_
     registry, lookaside_store, image_factory, gpg_home, skopeo_verdict
 ) -> None:
     past = ("--faked-system-time", "20200101T000000!")
-    out = gpg_home.gpg(
-        *past,
-        "--status-fd",
-        "1",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "expired signer <expired@portieris.test>",
-        "rsa2048",
-        "sign",
-        "1d",
-    )
-    fingerprint = next(
-        line.split()[3] for line in out.splitlines() if line.startswith("[GNUPG:] KEY_CREATED")
+    fingerprint = gpg_home.create_key(
+        "expired signer", "expired@portieris.test", expires="1d", extra_args=past
     )
     image = image_factory("v1")
     signature = gpg_sign(
