@@ -21,7 +21,6 @@ from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
 
 LOG = logging.getLogger(__name__)
-JSON_TYPE = "application/json"
 
 
 @dataclass

@@ -16,4 +16,3 @@ class Settings:
     trust_refresh_interval: float = 30.0
     pinned_trust_roots: tuple[str, ...] = ()
     """`server=keyid-or-certificate-file` pairs: roots trusted without first use."""
-    max_concurrent_images: int = 16

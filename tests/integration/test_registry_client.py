@@ -49,11 +49,6 @@ async def test_a_digest_reference_is_fetched_and_checked_by_digest(client, image
     assert resolved.digest == image.digest and resolved.body == image.manifest
 
 
-async def test_head_reports_the_registry_digest(client, image_factory) -> None:
-    image = image_factory("v1")
-    assert await client.head_digest(parse_image(image.ref), timeout=5) == image.digest
-
-
 async def test_an_unknown_tag_is_no_such_manifest(client, image_factory) -> None:
     image = image_factory("v1")
     with pytest.raises(VerificationError, match="the registry has no such manifest"):

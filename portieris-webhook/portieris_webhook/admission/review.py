@@ -145,12 +145,3 @@ def _owner_refs(metadata: Mapping[str, Any]) -> tuple[OwnerRef, ...]:
             )
         )
     return tuple(owners)
-
-
-def uid_of(document: Any) -> str:
-    """Best-effort uid of a review we could not parse, so the answer can still echo it."""
-    if isinstance(document, Mapping):
-        request = document.get("request")
-        if isinstance(request, Mapping) and isinstance(request.get("uid"), str):
-            return str(request["uid"])
-    return ""

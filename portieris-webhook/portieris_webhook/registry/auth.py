@@ -101,19 +101,6 @@ class AuthenticatedClient:
             basic_auth=basic_auth,
         )
 
-    async def head(
-        self,
-        url: str,
-        *,
-        credentials: Sequence[RegistryCredential] = (),
-        headers: Mapping[str, str] | None = None,
-        timeout: float,
-    ) -> Response:
-        """HEAD `url` (empty body), authenticating as the server asks."""
-        return await self.request(
-            "HEAD", url, credentials=credentials, headers=headers, timeout=timeout
-        )
-
     async def request(
         self,
         method: str,

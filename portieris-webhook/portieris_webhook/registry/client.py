@@ -108,27 +108,6 @@ class RegistryClient:
             raise RemoteError(f"{where}: the registry served a manifest with digest {digest}")
         return ResolvedManifest(image.digest or digest, media_type, response.body)
 
-    async def head_digest(
-        self,
-        image: ImageReference,
-        *,
-        credentials: Sequence[RegistryCredential] = (),
-        timeout: float,
-    ) -> str | None:
-        """The Docker-Content-Digest a HEAD request reports, or None when the registry gives none.
-
-        Cheap, but unverified: use `resolve` when the digest decides anything.
-        """
-        reference = image.digest or image.effective_tag or "latest"
-        response = await self.auth.head(
-            manifest_url(image, reference),
-            credentials=credentials,
-            headers={"Accept": ACCEPT_MANIFESTS},
-            timeout=timeout,
-        )
-        _raise_for_status(response, f"{image.repository}:{reference}", credentials)
-        return response.headers.get("Docker-Content-Digest") or None
-
 
 def _media_type(response: Response) -> str:
     return response.headers.get("Content-Type", "").split(";", 1)[0].strip()
