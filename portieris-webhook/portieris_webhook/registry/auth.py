@@ -91,34 +91,12 @@ class AuthenticatedClient:
         basic_auth: tuple[str, str] | None = None,
     ) -> Response:
         """GET `url`, authenticating as the server asks. Raises RemoteError on transport failure."""
-        return await self.request(
-            "GET",
-            url,
-            credentials=credentials,
-            headers=headers,
-            timeout=timeout,
-            max_bytes=max_bytes,
-            basic_auth=basic_auth,
-        )
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        credentials: Sequence[RegistryCredential] = (),
-        headers: Mapping[str, str] | None = None,
-        timeout: float,
-        max_bytes: int = MAX_BODY_BYTES,
-        basic_auth: tuple[str, str] | None = None,
-    ) -> Response:
-        """`method` on `url`, authenticating as the server asks (GET and HEAD are what we use)."""
         base = dict(headers or {})
         if basic_auth:
             base["Authorization"] = basic_authorization(*basic_auth)
-        first = await self._remembered_attempt(method, url, base, credentials, timeout, max_bytes)
+        first = await self._remembered_attempt(url, base, credentials, timeout, max_bytes)
         if first is None:
-            first = await self._fetch(url, base, timeout, max_bytes, method)
+            first = await self._fetch(url, base, timeout, max_bytes)
         if first.status != 401:
             return first
         challenge = parse_challenge(first.headers.get("WWW-Authenticate", ""))
@@ -130,9 +108,7 @@ class AuthenticatedClient:
             auth = await self._authorization(challenge, credential, timeout, url)
             if auth is None:
                 continue
-            last = await self._fetch(
-                url, {**base, "Authorization": auth}, timeout, max_bytes, method
-            )
+            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
             if last.status != 401:
                 if "Authorization" not in base:
                     self._remembered[_directory(url)] = (challenge, credential)
@@ -141,7 +117,6 @@ class AuthenticatedClient:
 
     async def _remembered_attempt(
         self,
-        method: str,
         url: str,
         base: Mapping[str, str],
         credentials: Sequence[RegistryCredential],
@@ -160,7 +135,7 @@ class AuthenticatedClient:
         auth = await self._authorization(challenge, credential, timeout, url)
         if auth is None:
             return None
-        return await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes, method)
+        return await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
 
     async def _authorization(
         self,
@@ -225,13 +200,12 @@ class AuthenticatedClient:
         headers: Mapping[str, str],
         timeout: float,
         max_bytes: int,
-        method: str = "GET",
     ) -> Response:
         host = urlsplit(url).netloc
         try:
             async with asyncio.timeout(timeout):
-                async with self.http.session.request(
-                    method, url, headers=headers, allow_redirects=True
+                async with self.http.session.get(
+                    url, headers=headers, allow_redirects=True
                 ) as resp:
                     body = await _read_body(resp, max_bytes + 1)
                     if len(body) > max_bytes:
