@@ -386,11 +386,29 @@ def test_untagged_and_digest_references_do_not_escape_a_tag_rule_of_their_reposi
         assert best_match(objects, image).pattern == "lab/app:*", image
 
 
-def test_a_digest_reference_could_be_any_tag_so_every_tag_rule_of_its_repository_applies():
-    objects = _objects(("lab/*", {}), ("lab/app:v*", ACCEPT))
-    assert best_match(objects, f"lab/app@{DIGEST}").pattern == "lab/app:v*"
-    assert best_match(objects, "lab/app:v2").pattern == "lab/app:v*"
-    assert best_match(objects, "lab/app:nightly").pattern == "lab/*"
+@pytest.mark.parametrize(
+    ("rules", "governs_digest"),
+    [
+        # The rule for the whole repository, never a rule for some of its tags ...
+        ((("lab/app", ACCEPT), ("lab/app:v1", {})), "lab/app"),
+        ((("lab/*", {}), ("lab/app:v*", ACCEPT)), "lab/*"),
+        # ... so a pinned digest is not caught by a rule about tag names.
+        ((("*", ACCEPT), ("*:latest", REJECT)), "*"),
+        ((("lab/app:*", ACCEPT), ("lab/app:v1", {})), "lab/app:*"),
+    ],
+)
+def test_a_digest_reference_is_governed_by_the_most_specific_rule_for_every_tag(
+    rules, governs_digest
+):
+    objects = _objects(*rules)
+    assert best_match(objects, f"lab/app@{DIGEST}").pattern == governs_digest
+
+
+def test_a_digest_reference_with_only_tag_rules_for_its_repository_has_no_policy():
+    found = find_policy(f"lab/app@{DIGEST}", "ns", [], _objects(("lab/app:v*", ACCEPT)))
+    assert isinstance(found, NoPolicy)
+    assert "lab/app:*" in found.describe() and "names no tag" in found.describe()
+    assert "names no tag" not in find_policy("lab/x:1", "ns", [], _objects()).describe()
 
 
 @pytest.mark.parametrize(
@@ -438,6 +456,10 @@ def test_a_digest_pattern_does_not_govern_other_digests():
         ("reg.io/*-prod", "reg.io/app:x-prod", False),
         ("reg.io/*:v1", "reg.io/team/app:v1", True),
         ("reg.io/app:v*", f"reg.io/app:v1@{DIGEST}", True),
+        ("reg.io/app:v*", f"reg.io/app@{DIGEST}", False),
+        ("reg.io/app:*", f"reg.io/app@{DIGEST}", True),
+        ("reg.io/app:**", f"reg.io/app@{DIGEST}", True),
+        ("reg.io/*", f"reg.io/app@{DIGEST}", True),
         (f"reg.io/app@{DIGEST}", "reg.io/app:v1", False),
         (f"reg.io/app@{DIGEST}", f"reg.io/app:v1@{DIGEST}", True),
         ("reg.io/app", "not a reference", False),

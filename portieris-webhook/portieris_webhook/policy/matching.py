@@ -2,7 +2,8 @@
 
 Where to look. If the namespace has any ImagePolicy, only its ImagePolicies
 apply; otherwise the ClusterImagePolicies. If no pattern matches, the image is
-denied, naming the kind of policy that was searched.
+denied, naming the kind of policy that was searched. (If any policy object of
+that kind is invalid, every image there is denied before matching: enforce.py.)
 
 Patterns. A pattern is written like an image reference,
 `repository[:tag][@digest]`, and is cut into those parts the same way (the tag
@@ -19,14 +20,18 @@ characters, `/` included, but only within the part it is written in:
   `reg.io/app-prod:1`, not `reg.io/app:x-prod`.
 
 Images. An image is matched as written, read the way the container runtime
-pulls it: with neither tag nor digest (`lab/app`) it is `lab/app:latest`; with
-a digest and no tag (`lab/app@sha256:...`) it may be the content of any tag,
-so it matches every tag part (a rule for some tags of a repository cannot be
-escaped by naming a digest instead).
+pulls it: with neither tag nor digest, `lab/app` is `lab/app:latest`.
 
 A pattern matches an image when its repository matches the image's
 repository, its tag (if it has one) the image's tag, and its digest (if it has
-one) the image's digest. A pattern without a tag covers every tag.
+one) the image's digest. A pattern without a tag, or with the tag `*`, covers
+every tag of the repositories it matches. An image named by digest alone
+(`lab/app@sha256:...`, which is also how this webhook pins images) has no tag
+to match: only patterns covering every tag match it, so it is governed by the
+rules for its whole repository (`lab/app`, `lab/app:*`, `lab/*`, `*`), never
+by a rule about some tag names (`lab/app:v*`, `*:latest`). A rule for the
+whole repository is therefore never escaped by naming a digest, and a rule
+about tag names cannot catch a pinned digest it was not written for.
 
 Which match wins:
 1. a pattern without `*` naming the image's repository, tag and digest exactly;
@@ -71,16 +76,18 @@ class NoPolicy:
 
     searched: str
     namespace: str
+    hint: str = ""
 
     def describe(self) -> str:
         if self.searched == IMAGE_POLICY:
             return (
                 f"no ImagePolicy in namespace {self.namespace!r} matches the image "
                 "(ClusterImagePolicies are ignored while the namespace has ImagePolicies)"
+                + self.hint
             )
         return (
             f"no ClusterImagePolicy matches the image and namespace {self.namespace!r} "
-            "has no ImagePolicy"
+            "has no ImagePolicy" + self.hint
         )
 
 
@@ -113,10 +120,18 @@ def _repository_matches(pattern: str, repository: str) -> bool:
     )
 
 
+def _tag_matches(pattern: Pattern, tag: str | None) -> bool:
+    if pattern.tag is None:
+        return True
+    if tag is None:
+        return pattern.covers_every_tag
+    return glob_match(pattern.tag, tag)
+
+
 def _matches(pattern: Pattern, image: _Image) -> bool:
     return (
         _repository_matches(pattern.repository, image.repository)
-        and (pattern.tag is None or image.tag is None or glob_match(pattern.tag, image.tag))
+        and _tag_matches(pattern, image.tag)
         and (
             pattern.digest is None
             or (image.digest is not None and glob_match(pattern.digest, image.digest))
@@ -163,6 +178,17 @@ def find_policy(
 ) -> PolicyMatch | NoPolicy:
     """Apply the namespace-then-cluster precedence and pick the best pattern for `image`."""
     namespaced = [p for p in image_policies if p.namespace == namespace]
-    if namespaced:
-        return best_match(namespaced, image) or NoPolicy(IMAGE_POLICY, namespace)
-    return best_match(cluster_policies, image) or NoPolicy(CLUSTER_IMAGE_POLICY, namespace)
+    searched, objects = (
+        (IMAGE_POLICY, namespaced) if namespaced else (CLUSTER_IMAGE_POLICY, cluster_policies)
+    )
+    found = best_match(objects, image)
+    if found:
+        return found
+    read = _read_image(image)
+    hint = ""
+    if read is not None and read.tag is None:
+        hint = (
+            "; the image names no tag, only a digest, so only patterns covering every tag "
+            f"of its repository (such as {read.repository!r} or '{read.repository}:*') match it"
+        )
+    return NoPolicy(searched, namespace, hint)

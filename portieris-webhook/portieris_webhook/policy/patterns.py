@@ -29,6 +29,11 @@ class Pattern:
         return self.text.count(WILDCARD)
 
     @property
+    def covers_every_tag(self) -> bool:
+        """No tag part, or one of `*` alone: the pattern speaks for every tag of a repository."""
+        return self.tag is None or set(self.tag) == {WILDCARD}
+
+    @property
     def specificity(self) -> int:
         """Length minus wildcards, a pattern without a tag counted as if it ended in `:*`."""
         return len(self.text) - self.wildcards + (1 if self.tag is None else 0)
