@@ -805,9 +805,11 @@ def strict(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema as the apiserver applies it with strict field validation.
 
     Unknown fields are an error under `kubectl apply` (--validate=strict, the
-    default), which jsonschema expresses as additionalProperties: false.
+    default), which jsonschema expresses as additionalProperties: false, except
+    where the schema keeps unknown fields (x-kubernetes-preserve-unknown-fields).
     """
     out = copy.deepcopy(dict(schema))
+    keeps_unknown = out.get("x-kubernetes-preserve-unknown-fields", False)
     for key in [k for k in out if k.startswith("x-kubernetes-")]:
         del out[key]
     if "properties" in out:
@@ -815,7 +817,8 @@ def strict(schema: Mapping[str, Any]) -> dict[str, Any]:
             name: child if name == "metadata" else strict(child)
             for name, child in out["properties"].items()
         }
-        out.setdefault("additionalProperties", False)
+        if not keeps_unknown:
+            out.setdefault("additionalProperties", False)
     if "items" in out:
         out["items"] = strict(out["items"])
     return out
@@ -852,16 +855,17 @@ def test_both_crds_share_one_spec_schema() -> None:
 
 
 @pytest.mark.parametrize("kind", ["ImagePolicy", "ClusterImagePolicy"])
-def test_crd_schema_is_structural(kind: str) -> None:
-    # Structural: every node says its type, and nothing keeps unknown fields,
-    # so the apiserver prunes or (strict) rejects what the schema does not name.
+def test_crd_schema_is_structural_and_keeps_unknown_fields_for_the_webhook(kind: str) -> None:
+    # Structural: every node says its type and every object names its fields, so known fields
+    # are type-checked. Every object also keeps unknown fields: pruned, a misspelt
+    # `requirement:` or IBM's `vulnerability:` would vanish before the webhook could refuse it.
     for path, node in walk(crd_schema(kind)):
         assert "type" in node, f"{kind}{path} has no type"
-        assert not node.get("x-kubernetes-preserve-unknown-fields"), (
-            f"{kind}{path} keeps unknown fields"
-        )
         if node["type"] == "object" and path != ".metadata":
             assert "properties" in node, f"{kind}{path} is an object without properties"
+            assert node.get("x-kubernetes-preserve-unknown-fields") is True, (
+                f"{kind}{path} prunes unknown fields"
+            )
 
 
 def test_crd_schema_names_every_policy_field() -> None:
@@ -961,7 +965,6 @@ GOOD_POLICIES: dict[str, dict[str, Any]] = {
 STRUCTURALLY_BAD: dict[str, dict[str, Any]] = {
     "enabled not a boolean": {"trust": {"enabled": "yes"}},
     "mutateImage not a boolean": {"mutateImage": "false"},
-    "misspelt field": {"trust": {"enable": True}},
     "signer without name": {"trust": {"enabled": True, "signerSecrets": [{"secret": "alice"}]}},
     "signerSecrets not a list": {"trust": {"signerSecrets": "alice"}},
     "unknown requirement type": {"simple": {"requirements": [{"type": "signedByAnyone"}]}},
@@ -969,7 +972,20 @@ STRUCTURALLY_BAD: dict[str, dict[str, Any]] = {
     "requirements not a list": {"simple": {"requirements": {"type": "reject"}}},
     "unknown identity type": signed_by(signedIdentity={"type": "matchAnything"}),
     "storeURL not a string": {"simple": {"storeURL": 42, "requirements": [{"type": "reject"}]}},
-    "unknown policy section": {"vulnerability": {"ICCRVA": {"enabled": True}}},
+}
+
+# Kept by the apiserver (the schema keeps unknown fields) and refused by the webhook's parser,
+# which denies the images the policy governs, naming the field.
+KEPT_FOR_THE_WEBHOOK: dict[str, dict[str, Any]] = {
+    "misspelt field": {"trust": {"enable": True}},
+    "misspelt requirements": {"simple": {"requirement": [{"type": "reject"}]}},
+    "misspelt signer field": {
+        "trust": {"enabled": True, "signerSecrets": [{"name": "a", "nmae": "b"}]}
+    },
+    "misspelt identity field": signed_by(
+        signedIdentity={"type": "matchExactReference", "dockerReference": "a/b:1", "prefx": "a"}
+    ),
+    "IBM vulnerability section": {"vulnerability": {"ICCRVA": {"enabled": True}}},
 }
 
 # Caught by the CRD's CEL rules (checked by a real apiserver) and by the webhook's parser.
@@ -1021,6 +1037,13 @@ def test_webhook_parser_accepts_what_the_crd_accepts(case: str) -> None:
     parse_policy_object(policy("ImagePolicy", GOOD_POLICIES[case]))
 
 
+@pytest.mark.parametrize("case", sorted(KEPT_FOR_THE_WEBHOOK))
+def test_unknown_fields_pass_the_schema_and_are_refused_by_the_webhook_parser(case: str) -> None:
+    crd_validator("ImagePolicy").validate(policy("ImagePolicy", KEPT_FOR_THE_WEBHOOK[case]))
+    with pytest.raises(InvalidPolicy, match=r"unknown field|not implemented by this webhook"):
+        parse_policy_object(policy("ImagePolicy", KEPT_FOR_THE_WEBHOOK[case]))
+
+
 @pytest.mark.parametrize("case", sorted(CEL_BAD))
 def test_cel_rules_mirror_the_webhook_parser(case: str) -> None:
     # These pass the schema's structure; the CEL rules are what reject them at
@@ -1066,6 +1089,26 @@ def test_apiserver_rejects_every_malformed_policy(
         assert re.search(r"invalid|unknown field|Unsupported value|Required", proc.stderr), (
             proc.stderr
         )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", KINDS)
+def test_apiserver_keeps_unknown_fields_for_the_webhook(
+    cluster_with_crds: ControlPlane, kind: str
+) -> None:
+    for case, body in KEPT_FOR_THE_WEBHOOK.items():
+        proc = cluster_with_crds.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            input=json.dumps(policy(kind, body)),
+        )
+        assert proc.returncode == 0, f"{case}: {proc.stderr}"
+        kept = json.loads(proc.stdout)["spec"]["repositories"][0]["policy"]
+        assert kept == body, f"{case}: the apiserver stored {kept}"
 
 
 @pytest.mark.e2e

@@ -4,7 +4,7 @@ import pytest
 
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.matching import NoPolicy, best_match, find_policy, pattern_matches
-from portieris_webhook.policy.model import parse_policy_object
+from portieris_webhook.policy.model import FIELDS, parse_policy_object
 
 from tests.builders import ACCEPT, REJECT, cluster_policy, image_policy
 
@@ -178,7 +178,10 @@ def test_invalid_policies_name_object_and_field(obj, message):
         ("reg.io/app", "reg.io/app2:1.0", False),
         ("reg.io/app:1.0", "reg.io/app:2.0", False),
         ("reg.io/app:1.*", "reg.io/app:1.5", True),
-        ("reg.io/app:*", "reg.io/app", False),
+        # An image without tag or digest is what the runtime pulls: `:latest`.
+        ("reg.io/app:*", "reg.io/app", True),
+        ("reg.io/app:latest", "reg.io/app", True),
+        ("reg.io/app:1.*", "reg.io/app", False),
         ("reg.io/team/*", "reg.io/team/app:1", True),
         ("reg.io/team/*", "reg.io/team/sub/app:1", True),
         ("reg.io/team/*", "reg.io/other/app:1", False),
@@ -219,9 +222,16 @@ def test_upper_case_host_gets_the_host_specific_policy_not_a_wildcard():
     assert best_match(objects, "PROD.trusted.com/app:evil").pattern == "prod.trusted.com/*"
 
 
-def test_exact_pattern_wins_over_longer_wildcard():
+def test_only_a_pattern_naming_the_image_exactly_wins_outright():
+    objects = _objects(("reg.io/app:1.0-*", REJECT), ("reg.io/app:1.0-rc1", ACCEPT))
+    assert best_match(objects, "reg.io/app:1.0-rc1").pattern == "reg.io/app:1.0-rc1"
+
+
+def test_a_tag_pattern_beats_the_bare_repository_pattern():
+    # As in IBM Portieris: `reg.io/app` ranks as `reg.io/app:*`, below `reg.io/app:1.0-*`.
     objects = _objects(("reg.io/app:1.0-*", REJECT), ("reg.io/app", ACCEPT))
-    assert best_match(objects, "reg.io/app:1.0-rc1").pattern == "reg.io/app"
+    assert best_match(objects, "reg.io/app:1.0-rc1").pattern == "reg.io/app:1.0-*"
+    assert best_match(objects, "reg.io/app:2.0").pattern == "reg.io/app"
 
 
 def test_specificity_counts_length_minus_wildcards():
@@ -255,3 +265,272 @@ def test_image_policies_of_other_namespaces_are_ignored():
     namespaced = [parse_policy_object(image_policy("p", "team", ("*", ACCEPT)))]
     found = find_policy("quay.io/x", "other", namespaced, [])
     assert isinstance(found, NoPolicy) and found.searched == "ClusterImagePolicy"
+
+
+# --- strict parsing: a policy we cannot fully honour is invalid, never half-enforced
+
+DIGEST = "sha256:" + "d" * 64
+
+
+def _rule(policy_fragment):
+    return cluster_policy("strict", ("reg.io/*", policy_fragment))
+
+
+SIGNED_BY = {"type": "signedBy", "keySecret": "k"}
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        ({**_rule({}), "sepc": {}}, "sepc"),
+        ({**_rule({}), "spec": {"repositories": [], "repository": []}}, "spec.repository"),
+        (
+            {**_rule({}), "spec": {"repositories": [{"name": "x", "polcy": {}}]}},
+            r"spec.repositories\[0\].polcy",
+        ),
+        (_rule({"mutateimage": False}), r"spec.repositories\[0\].policy.mutateimage"),
+        (_rule({"trust": {"enable": True}}), r"spec.repositories\[0\].policy.trust.enable"),
+        (
+            _rule({"trust": {"enabled": True, "trustserver": "x"}}),
+            r"spec.repositories\[0\].policy.trust.trustserver",
+        ),
+        (
+            _rule({"trust": {"enabled": True, "signerSecrets": [{"name": "a", "key": "b"}]}}),
+            r"spec.repositories\[0\].policy.trust.signerSecrets\[0\].key",
+        ),
+        (
+            _rule({"simple": {"requirement": [{"type": "reject"}]}}),
+            r"spec.repositories\[0\].policy.simple.requirement",
+        ),
+        (
+            _rule({"simple": {"requirements": [{**SIGNED_BY, "keysecret": "k2"}]}}),
+            r"spec.repositories\[0\].policy.simple.requirements\[0\].keysecret",
+        ),
+        (
+            _rule(
+                {
+                    "simple": {
+                        "requirements": [
+                            {**SIGNED_BY, "signedIdentity": {"type": "matchExact", "prefx": "a"}}
+                        ]
+                    }
+                }
+            ),
+            r"spec.repositories\[0\].policy.simple.requirements\[0\].signedIdentity.prefx",
+        ),
+    ],
+)
+def test_an_unknown_field_at_any_level_makes_the_policy_invalid(obj, field):
+    with pytest.raises(InvalidPolicy, match=rf"ClusterImagePolicy strict: {field}: unknown field"):
+        parse_policy_object(obj)
+
+
+@pytest.mark.parametrize(
+    "vulnerability",
+    [{"ICCRVA": {"enabled": True, "account": "123"}}, {"ICCRVA": {"enabled": False}}, {}],
+)
+def test_ibm_vulnerability_policy_is_named_as_not_implemented(vulnerability):
+    # IBM Portieris' Vulnerability Advisor check: known, but this webhook cannot honour it.
+    obj = _rule({"trust": {"enabled": True}, "vulnerability": vulnerability})
+    with pytest.raises(InvalidPolicy) as info:
+        parse_policy_object(obj)
+    message = str(info.value)
+    assert "spec.repositories[0].policy.vulnerability" in message
+    assert "not implemented by this webhook" in message
+    assert "unknown field" not in message
+
+
+def test_the_error_names_the_fields_that_are_known():
+    with pytest.raises(InvalidPolicy, match="known fields: enabled, signerSecrets, trustServer"):
+        parse_policy_object(_rule({"trust": {"enable": True}}))
+
+
+def test_every_field_of_ibm_portieris_is_implemented_or_named_unsupported():
+    # The field list of IBM Portieris' portieris.cloud.ibm.com/v1 types (pkg/apis/.../types.go).
+    ibm = {
+        "repositories[]": {"name", "policy"},
+        "policy": {"trust", "simple", "vulnerability", "mutateImage"},
+        "trust": {"enabled", "signerSecrets", "trustServer"},
+        "signerSecrets[]": {"name"},
+        "simple": {"requirements", "storeURL", "storeSecret"},
+        "requirements[]": {"type", "keySecret", "keySecretNamespace", "signedIdentity"},
+        "signedIdentity": {"type", "dockerReference", "dockerRepository", "prefix", "signedPrefix"},
+    }
+    for level, fields in ibm.items():
+        known = FIELDS[level].known | set(FIELDS[level].unsupported)
+        assert fields <= known, f"{level}: {fields - known} neither implemented nor refused"
+    assert set(FIELDS["policy"].unsupported) == {"vulnerability"}
+
+
+@pytest.mark.parametrize(
+    "pattern", ["reg.io/app:", "reg.io/app@", "reg.io/app@sha256:a@sha256:b", "reg.io/:x"]
+)
+def test_a_pattern_with_an_empty_or_doubled_part_is_invalid(pattern):
+    with pytest.raises(InvalidPolicy, match=r"repositories\[0\].name"):
+        parse_policy_object(cluster_policy("bad", (pattern, {})))
+
+
+def test_null_means_unset_as_in_kubernetes():
+    policy = parse_policy_object(
+        _rule({"trust": None, "simple": {"requirements": None}, "mutateImage": None})
+    )
+    assert policy.repositories[0].policy.is_empty
+
+
+# --- selection: no image falls through to a weaker rule
+
+
+def test_untagged_and_digest_references_do_not_escape_a_tag_rule_of_their_repository():
+    objects = _objects(("lab/*", {}), ("lab/app:*", ACCEPT))
+    for image in ("lab/app", f"lab/app@{DIGEST}", "lab/app:1", f"lab/app:1@{DIGEST}"):
+        assert best_match(objects, image).pattern == "lab/app:*", image
+
+
+@pytest.mark.parametrize(
+    ("rules", "governs_digest"),
+    [
+        # The rule for the whole repository, never a rule for some of its tags ...
+        ((("lab/app", ACCEPT), ("lab/app:v1", {})), "lab/app"),
+        ((("lab/*", {}), ("lab/app:v*", ACCEPT)), "lab/*"),
+        # ... so a pinned digest is not caught by a rule about tag names.
+        ((("*", ACCEPT), ("*:latest", REJECT)), "*"),
+        ((("lab/app:*", ACCEPT), ("lab/app:v1", {})), "lab/app:*"),
+    ],
+)
+def test_a_digest_reference_is_governed_by_the_most_specific_rule_for_every_tag(
+    rules, governs_digest
+):
+    objects = _objects(*rules)
+    assert best_match(objects, f"lab/app@{DIGEST}").pattern == governs_digest
+
+
+def test_a_digest_reference_with_only_tag_rules_for_its_repository_has_no_policy():
+    found = find_policy(f"lab/app@{DIGEST}", "ns", [], _objects(("lab/app:v*", ACCEPT)))
+    assert isinstance(found, NoPolicy)
+    assert "lab/app:*" in found.describe() and "names no tag" in found.describe()
+    assert "names no tag" not in find_policy("lab/x:1", "ns", [], _objects()).describe()
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        (("lab/*", {}), ("lab/app:v*", ACCEPT)),
+        (("lab/*", {}), ("lab/app:*", ACCEPT)),
+        (("lab/app", {}), ("lab/app:l*", ACCEPT)),
+        (("lab/app", {}), ("lab/app:latest", ACCEPT)),
+    ],
+)
+def test_an_untagged_image_is_governed_exactly_as_latest_which_the_runtime_pulls(rules):
+    objects = _objects(*rules)
+    assert best_match(objects, "lab/app").pattern == best_match(objects, "lab/app:latest").pattern
+
+
+def test_a_digest_pattern_does_not_govern_other_digests():
+    objects = _objects(("lab/app", ACCEPT), (f"lab/app@sha256:{'a' * 64}", {}))
+    assert best_match(objects, f"lab/app@sha256:{'a' * 64}").pattern.startswith("lab/app@")
+    assert best_match(objects, f"lab/app@{DIGEST}").pattern == "lab/app"
+    assert best_match(objects, "lab/app").pattern == "lab/app"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "image", "matches"),
+    [
+        # A pattern without `/` names Docker Hub images as written; `*` stays on its side
+        # of the host boundary.
+        ("busybox*", "busybox.attacker.com/evil", False),
+        ("busybox*", "busybox.attacker.com/evil:1", False),
+        ("busybox*", "busybox", True),
+        ("busybox*", "busybox:1.36", True),
+        ("busybox*", "busybox-extra", True),
+        ("nginx*", "nginx.evil.io:5000/nginx", False),
+        ("*x", "evil.io/x", False),
+        # Only a repository part that is just `*` spans every repository.
+        ("*", "busybox.attacker.com/evil", True),
+        ("*:latest", "reg.io/team/app:latest", True),
+        ("*:latest", "reg.io/team/app:1", False),
+        # The repository part never reaches into the tag.
+        ("reg.io/a*st", "reg.io/app:latest", False),
+        ("reg.io/app*", "reg.io/app:latest", True),
+        ("reg.io/app*", "reg.io/app-two", True),
+        ("reg.io/*-prod", "reg.io/app-prod:1", True),
+        ("reg.io/*-prod", "reg.io/app:x-prod", False),
+        ("reg.io/*:v1", "reg.io/team/app:v1", True),
+        ("reg.io/app:v*", f"reg.io/app:v1@{DIGEST}", True),
+        ("reg.io/app:v*", f"reg.io/app@{DIGEST}", False),
+        ("reg.io/app:*", f"reg.io/app@{DIGEST}", True),
+        ("reg.io/app:**", f"reg.io/app@{DIGEST}", True),
+        ("reg.io/*", f"reg.io/app@{DIGEST}", True),
+        (f"reg.io/app@{DIGEST}", "reg.io/app:v1", False),
+        (f"reg.io/app@{DIGEST}", f"reg.io/app:v1@{DIGEST}", True),
+        ("reg.io/app", "not a reference", False),
+    ],
+)
+def test_pattern_matching_by_part(pattern, image, matches):
+    assert pattern_matches(pattern, image) is matches
+
+
+def test_a_pattern_without_slash_never_governs_another_host():
+    objects = _objects(("*", REJECT), ("busybox*", {}))
+    assert best_match(objects, "busybox.attacker.com/evil").pattern == "*"
+    assert best_match(objects, "busybox:1.36").pattern == "busybox*"
+
+
+def test_ties_go_to_the_pattern_with_fewer_wildcards():
+    # `reg.io/app` and `reg.io/app*` both score 8 (as `reg.io/app:*` and `reg.io/app*:*`).
+    objects = _objects(("reg.io/app*", {}), ("reg.io/app", REJECT))
+    assert best_match(objects, "reg.io/app:1").pattern == "reg.io/app"
+
+
+# IBM Portieris' own matcher cases (helpers/wildcard and pkg/apis/.../types_test.go): the
+# pattern, the image, and whether IBM Portieris finds a policy. We agree on every one.
+IBM_CASES = [
+    ("stuvwxyz", "stuvwxyz:latest", True),
+    ("stuvwxyz:*", "stuvwxyz:latest", True),
+    ("uk.icr.io/*", "uk.icr.io/imagesec-demo/alpinegood:demo", True),
+    ("uk.icr.io/imagesec-demo/*", "uk.icr.io/imagesec-demo/alpinegood:demo", True),
+    (
+        "uk.icr.io/imagesec-demo/alpinegood",
+        "uk.icr.io/imagesec-demo/alpinegood:demo",
+        True,
+    ),
+    ("abcdefgh", "stuvwxyz:latest", False),
+    ("*.registry.example.com/myorg/*", "us.registry.example.com/myorg/foo:latest", True),
+    ("*.registry.example.com/myrepo/*", "eu.registry.example.com/myrepo/node:v1", True),
+    ("*.registry.example.com/myrepo/*", "ap.registry.example.com/myrepo/control:v2", True),
+    ("registry*.example.com/myorg/*", "registry01.example.com/myorg/worker:v1", True),
+    ("registry.example.com/myorg/*", "registry.example.com/myorg/foo:latest", True),
+    ("*", "attacker.example.com/anything:latest", True),
+    ("trusted.example.com/*", "trusted.example.com/myorg/myimage:demo", True),
+    ("*.registry.example.com/myorg/*", "attacker.com/x.registry.example.com/myorg/malware", False),
+    (
+        "*.registry.example.com/myorg/*",
+        "attacker.com/x.registry.example.com/myorg/malware:latest",
+        False,
+    ),
+    ("registry*.example.com/myorg/*", "registry.attacker.com/x.example.com/myorg/evil", False),
+    (
+        "*.registry.example.com/myrepo/*",
+        "evil.io/fake.registry.example.com/myrepo/pwn:latest",
+        False,
+    ),
+    ("*.registry.example.com/myrepo/*", "evil.io/fake.registry.example.com/myrepo/pwn:v1", False),
+    ("registry.example.com/myorg/*", "evilreg.io/myorg/foo:latest", False),
+    ("trusted.example.com/*", "evil.io/trusted.example.com/myorg/myimage:demo", False),
+    ("test.com/*", "test.com/hello", True),
+    ("test.com/*", "unknown.com/hello", False),
+    ("test.com/namespace/image", "test.com/namespace/image:tag", True),
+    ("test.com/namespace/hello:nopolicies", "test.com/namespace/hello:nopolicies", True),
+    ("icr.io/*/*", "icr.io/portieris-authn/nginx:unsigned", True),
+    ("icr.io/*/nginx", "icr.io/portieris-authn/nginx:unsigned", True),
+    ("icr.io/portieris-authn/*", "icr.io/portieris-authn/nginx:unsigned", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "image", "matches"), IBM_CASES)
+def test_agrees_with_ibm_portieris_matcher_cases(pattern, image, matches):
+    assert pattern_matches(pattern, image) is matches
+
+
+def test_picks_the_tag_pattern_ibm_portieris_picks():
+    objects = _objects(("icr.io/hello/world", REJECT), ("icr.io/hello/world:v*", ACCEPT))
+    assert best_match(objects, "icr.io/hello/world:v1").pattern == "icr.io/hello/world:v*"

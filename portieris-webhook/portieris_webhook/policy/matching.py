@@ -1,29 +1,61 @@
-"""Which policy applies to an image (pure logic, Portieris-compatible).
+"""Which policy applies to an image (pure logic). The selection rule, in full:
 
-Rules:
-- If the namespace has any ImagePolicy, only ImagePolicies apply; otherwise ClusterImagePolicies.
-- Patterns match the image as written; `*` matches any run of characters.
-- A pattern with no tag or digest also matches the image with any tag or digest.
-- The host part of a pattern (before its first `/`) must match the image's host
-  part on its own, so `*.trusted.com/org/*` never matches `evil.com/x.trusted.com/org/a`;
-  host parts compare case-insensitively, so `PROD.trusted.com/app` is `prod.trusted.com/app`.
-- An exact (wildcard-free) pattern wins outright; otherwise the most specific
-  pattern wins (length minus wildcards); ties go to the first object by name.
+Where to look. If the namespace has any ImagePolicy, only its ImagePolicies
+apply; otherwise the ClusterImagePolicies. If no pattern matches, the image is
+denied, naming the kind of policy that was searched. (If any policy object of
+that kind is invalid, every image there is denied before matching: enforce.py.)
+
+Patterns. A pattern is written like an image reference,
+`repository[:tag][@digest]`, and is cut into those parts the same way (the tag
+follows the `:` in the last path component). `*` matches any run of
+characters, `/` included, but only within the part it is written in:
+- the host part of the repository (up to its first `/`) matches the image's
+  host part alone, ignoring case: `*.trusted.com/org/*` never matches
+  `attacker.com/x.trusted.com/org/evil`;
+- a repository without `/` (`busybox*`) names images written without `/`
+  (Docker Hub images such as `busybox:1.36`), never
+  `busybox.attacker.com/evil`; only the repository `*` spans every repository
+  (`*`, `*:latest`);
+- the repository never reaches into the tag: `reg.io/*-prod` matches
+  `reg.io/app-prod:1`, not `reg.io/app:x-prod`.
+
+Images. An image is matched as written, read the way the container runtime
+pulls it: with neither tag nor digest, `lab/app` is `lab/app:latest`.
+
+A pattern matches an image when its repository matches the image's
+repository, its tag (if it has one) the image's tag, and its digest (if it has
+one) the image's digest. A pattern without a tag, or with the tag `*`, covers
+every tag of the repositories it matches. An image named by digest alone
+(`lab/app@sha256:...`, which is also how this webhook pins images) has no tag
+to match: only patterns covering every tag match it, so it is governed by the
+rules for its whole repository (`lab/app`, `lab/app:*`, `lab/*`, `*`), never
+by a rule about some tag names (`lab/app:v*`, `*:latest`). A rule for the
+whole repository is therefore never escaped by naming a digest, and a rule
+about tag names cannot catch a pinned digest it was not written for.
+
+Which match wins:
+1. a pattern without `*` naming the image's repository, tag and digest exactly;
+2. otherwise the most specific pattern: its length minus its `*`s, a pattern
+   without a tag counted as if it ended in `:*`, so `icr.io/hello/world:v*`
+   beats `icr.io/hello/world` for `icr.io/hello/world:v1`;
+3. then the pattern with fewer `*`s; then the first object by namespace and
+   name, and its first rule.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
+from portieris_webhook.errors import InvalidImageReference
+from portieris_webhook.images import parse_image
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
     Policy,
     PolicyObject,
 )
+from portieris_webhook.policy.patterns import WILDCARD, Pattern, glob_match, split_pattern
 
 
 @dataclass(frozen=True)
@@ -44,75 +76,95 @@ class NoPolicy:
 
     searched: str
     namespace: str
+    hint: str = ""
 
     def describe(self) -> str:
         if self.searched == IMAGE_POLICY:
             return (
                 f"no ImagePolicy in namespace {self.namespace!r} matches the image "
                 "(ClusterImagePolicies are ignored while the namespace has ImagePolicies)"
+                + self.hint
             )
         return (
             f"no ClusterImagePolicy matches the image and namespace {self.namespace!r} "
-            "has no ImagePolicy"
+            "has no ImagePolicy" + self.hint
         )
 
 
-@lru_cache(maxsize=4096)
-def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(
-        "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern))
+@dataclass(frozen=True)
+class _Image:
+    repository: str
+    tag: str | None
+    """As written; `latest` if neither tag nor digest is; None for a digest without a tag."""
+    digest: str | None
+
+
+def _read_image(image: str) -> _Image | None:
+    try:
+        ref = parse_image(image)
+    except InvalidImageReference:
+        return None
+    return _Image(ref.written_name, ref.effective_tag, ref.digest)
+
+
+def _repository_matches(pattern: str, repository: str) -> bool:
+    if pattern == WILDCARD:
+        return True
+    p_host, p_slash, p_path = pattern.partition("/")
+    r_host, r_slash, r_path = repository.partition("/")
+    if not p_slash:
+        return not r_slash and glob_match(pattern, repository)
+    # Host names are case-insensitive (the registry and the kubelet treat them so); paths are not.
+    return (
+        bool(r_slash) and glob_match(p_host.lower(), r_host.lower()) and glob_match(p_path, r_path)
     )
 
 
-def _split_host(text: str) -> tuple[str, str | None]:
-    host, slash, rest = text.partition("/")
-    return (host, rest) if slash else (text, None)
+def _tag_matches(pattern: Pattern, tag: str | None) -> bool:
+    if pattern.tag is None:
+        return True
+    if tag is None:
+        return pattern.covers_every_tag
+    return glob_match(pattern.tag, tag)
 
 
-def _glob_match(pattern: str, text: str) -> bool:
-    p_host, p_rest = _split_host(pattern)
-    if p_rest is None:
-        return _glob(pattern).fullmatch(text) is not None
-    t_host, t_rest = _split_host(text)
-    if t_rest is None:
-        return False
-    # Host names are case-insensitive (the registry and the kubelet treat them so); paths are not.
-    host_matches = _glob(p_host.lower()).fullmatch(t_host.lower()) is not None
-    return host_matches and _glob(p_rest).fullmatch(t_rest) is not None
+def _matches(pattern: Pattern, image: _Image) -> bool:
+    return (
+        _repository_matches(pattern.repository, image.repository)
+        and _tag_matches(pattern, image.tag)
+        and (
+            pattern.digest is None
+            or (image.digest is not None and glob_match(pattern.digest, image.digest))
+        )
+    )
 
 
-def _has_tag_or_digest(pattern: str) -> bool:
-    last = pattern.rsplit("/", 1)[-1]
-    return ":" in last or "@" in last
-
-
-def _strip_tag_and_digest(image: str) -> str:
-    name = image.split("@", 1)[0]
-    head, slash, last = name.rpartition("/")
-    last = last.split(":", 1)[0]
-    return f"{head}{slash}{last}"
+def _rank(pattern: Pattern, image: _Image) -> tuple[bool, int, int]:
+    exact = pattern.wildcards == 0 and pattern.tag == image.tag and pattern.digest == image.digest
+    return (exact, pattern.specificity, -pattern.wildcards)
 
 
 def pattern_matches(pattern: str, image: str) -> bool:
     """True if `pattern` (as written in a policy) matches `image` (as written in the pod)."""
-    if _glob_match(pattern, image):
-        return True
-    return not _has_tag_or_digest(pattern) and _glob_match(pattern, _strip_tag_and_digest(image))
-
-
-def _rank(pattern: str) -> tuple[bool, int]:
-    wildcards = pattern.count("*")
-    return (wildcards == 0, len(pattern) - wildcards)
+    try:
+        parts = split_pattern(pattern)
+    except ValueError:
+        return False
+    read = _read_image(image)
+    return read is not None and _matches(parts, read)
 
 
 def best_match(objects: Iterable[PolicyObject], image: str) -> PolicyMatch | None:
+    read = _read_image(image)
+    if read is None:
+        return None
     best: PolicyMatch | None = None
-    best_rank: tuple[bool, int] | None = None
+    best_rank: tuple[bool, int, int] | None = None
     for obj in sorted(objects, key=lambda o: (o.namespace or "", o.name)):
         for rule in obj.repositories:
-            if not pattern_matches(rule.pattern, image):
+            if not _matches(rule.parts, read):
                 continue
-            rank = _rank(rule.pattern)
+            rank = _rank(rule.parts, read)
             if best_rank is None or rank > best_rank:
                 best, best_rank = PolicyMatch(obj, rule.pattern, rule.policy), rank
     return best
@@ -126,6 +178,17 @@ def find_policy(
 ) -> PolicyMatch | NoPolicy:
     """Apply the namespace-then-cluster precedence and pick the best pattern for `image`."""
     namespaced = [p for p in image_policies if p.namespace == namespace]
-    if namespaced:
-        return best_match(namespaced, image) or NoPolicy(IMAGE_POLICY, namespace)
-    return best_match(cluster_policies, image) or NoPolicy(CLUSTER_IMAGE_POLICY, namespace)
+    searched, objects = (
+        (IMAGE_POLICY, namespaced) if namespaced else (CLUSTER_IMAGE_POLICY, cluster_policies)
+    )
+    found = best_match(objects, image)
+    if found:
+        return found
+    read = _read_image(image)
+    hint = ""
+    if read is not None and read.tag is None:
+        hint = (
+            "; the image names no tag, only a digest, so only patterns covering every tag "
+            f"of its repository (such as {read.repository!r} or '{read.repository}:*') match it"
+        )
+    return NoPolicy(searched, namespace, hint)

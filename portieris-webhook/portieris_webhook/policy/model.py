@@ -1,9 +1,12 @@
 """Policy objects of group portieris.cloud.ibm.com/v1 turned into typed, validated policies.
 
-Parsing is strict: an unknown requirement type or identity type, a field of
-the wrong type or a missing required field is an InvalidPolicy that names the
-object and the field, because a policy we only half understand must not be
-enforced as if we understood it.
+Parsing is strict at every level: an unknown field (a typo such as `enable`
+or `requirement`), a field IBM Portieris defines but this webhook does not
+implement (`vulnerability`), an unknown requirement or identity type, a field
+of the wrong type or a missing required field is an InvalidPolicy that names
+the object and the field. A policy we only half understand must not be
+enforced as if we understood it: dropping `requirement:` would turn a rule
+into allow-everything. The images an invalid policy could govern are denied.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portieris_webhook.errors import InvalidPolicy
+from portieris_webhook.policy.patterns import Pattern, split_pattern
 
 GROUP = "portieris.cloud.ibm.com"
 VERSION = "v1"
@@ -35,6 +39,41 @@ IDENTITY_TYPES = (
     "matchExactRepository",
     "remapIdentity",
 )
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The fields one level of a policy object may carry."""
+
+    known: frozenset[str]
+    unsupported: Mapping[str, str] = field(default_factory=dict)
+    """Fields IBM Portieris defines that this webhook refuses, with the reason."""
+
+
+VULNERABILITY_UNSUPPORTED = (
+    "not implemented by this webhook (IBM Portieris' Vulnerability Advisor check for "
+    "IBM Cloud Container Registry); remove it to enforce the rest of the policy"
+)
+
+# Every level of the IBM Portieris portieris.cloud.ibm.com/v1 schema, by where it sits.
+FIELDS: Mapping[str, Fields] = {
+    "object": Fields(frozenset({"apiVersion", "kind", "metadata", "spec"})),
+    "spec": Fields(frozenset({"repositories"})),
+    "repositories[]": Fields(frozenset({"name", "policy"})),
+    "policy": Fields(
+        frozenset({"trust", "simple", "mutateImage"}),
+        {"vulnerability": VULNERABILITY_UNSUPPORTED},
+    ),
+    "trust": Fields(frozenset({"enabled", "trustServer", "signerSecrets"})),
+    "signerSecrets[]": Fields(frozenset({"name"})),
+    "simple": Fields(frozenset({"requirements", "storeURL", "storeSecret"})),
+    "requirements[]": Fields(
+        frozenset({"type", "keySecret", "keySecretNamespace", "signedIdentity"})
+    ),
+    "signedIdentity": Fields(
+        frozenset({"type", "dockerReference", "dockerRepository", "prefix", "signedPrefix"})
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -88,8 +127,13 @@ class Policy:
 
 @dataclass(frozen=True)
 class RepositoryRule:
-    pattern: str
+    parts: Pattern
     policy: Policy
+
+    @property
+    def pattern(self) -> str:
+        """The pattern as written in `spec.repositories[].name`."""
+        return self.parts.text
 
 
 @dataclass(frozen=True)
@@ -109,19 +153,39 @@ class PolicyObject:
 
 
 class _Reader:
-    """Typed access to a mapping, raising InvalidPolicy that names the field path."""
+    """Typed access to one level of a policy object, raising InvalidPolicy that names the field.
 
-    def __init__(self, where: str, path: str, data: Any) -> None:
+    `level` is the key of FIELDS that says which fields this level may carry; a
+    field it does not name is refused whatever its value, null included.
+    """
+
+    def __init__(self, where: str, path: str, level: str, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise InvalidPolicy(f"{where}: {path} must be an object")
         self.where, self.path, self.data = where, path, data
+        self._check_fields(FIELDS[level])
+
+    def _at(self, key: object) -> str:
+        return f"{self.path}.{key}" if self.path else str(key)
+
+    def _check_fields(self, fields: Fields) -> None:
+        problems = []
+        for key in self.data:
+            if key in fields.unsupported:
+                problems.append(f"{self._at(key)}: {fields.unsupported[key]}")
+            elif key not in fields.known:
+                known = ", ".join(sorted(fields.known))
+                problems.append(f"{self._at(key)}: unknown field (known fields: {known})")
+        if problems:
+            raise InvalidPolicy(f"{self.where}: " + "; ".join(problems))
 
     def fail(self, key: str, what: str) -> InvalidPolicy:
-        return InvalidPolicy(f"{self.where}: {self.path}.{key} {what}")
+        return InvalidPolicy(f"{self.where}: {self._at(key)} {what}")
 
     def child(self, key: str) -> _Reader:
+        """The object under `key` (unset or null: empty); its level in FIELDS is `key`."""
         value = self.data.get(key)
-        return _Reader(self.where, f"{self.path}.{key}", {} if value is None else value)
+        return _Reader(self.where, self._at(key), key, {} if value is None else value)
 
     def string(self, key: str, *, required: bool = False) -> str | None:
         value = self.data.get(key)
@@ -148,7 +212,8 @@ class _Reader:
         if not isinstance(value, list):
             raise self.fail(key, "must be a list")
         return [
-            _Reader(self.where, f"{self.path}.{key}[{i}]", item) for i, item in enumerate(value)
+            _Reader(self.where, f"{self._at(key)}[{i}]", f"{key}[]", item)
+            for i, item in enumerate(value)
         ]
 
 
@@ -171,7 +236,7 @@ def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
         raise InvalidPolicy(f"{where}: metadata.name is required")
     if kind == IMAGE_POLICY and not namespace:
         raise InvalidPolicy(f"{where}: metadata.namespace is required for an ImagePolicy")
-    spec = _Reader(where, "spec", obj.get("spec") or {})
+    spec = _Reader(where, "", "object", obj).child("spec")
     rules = tuple(_parse_rule(item) for item in spec.items("repositories"))
     return PolicyObject(
         kind=kind,
@@ -184,9 +249,11 @@ def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
 def _parse_rule(item: _Reader) -> RepositoryRule:
     pattern = item.string("name", required=True)
     assert pattern is not None
-    if any(ch.isspace() for ch in pattern):
-        raise item.fail("name", f"must not contain whitespace: {pattern!r}")
-    return RepositoryRule(pattern=pattern, policy=parse_policy(item.child("policy")))
+    try:
+        parts = split_pattern(pattern)
+    except ValueError as exc:
+        raise item.fail("name", f"{exc}: {pattern!r}") from None
+    return RepositoryRule(parts=parts, policy=parse_policy(item.child("policy")))
 
 
 def parse_policy(policy: _Reader) -> Policy:
