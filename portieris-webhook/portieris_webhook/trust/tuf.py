@@ -42,13 +42,13 @@ from portieris_webhook.trust.metadata import (
     Snapshot,
     Targets,
     Timestamp,
-    is_delegation,
     parent_of,
     parse_envelope,
     parse_root,
     parse_snapshot,
     parse_targets,
     parse_timestamp,
+    valid_delegation_name,
 )
 
 
@@ -342,7 +342,7 @@ class TrustedMetadataSet:
     ) -> tuple[Mapping[str, PublicKey], RoleKeys, tuple[Delegation, ...]]:
         if role == TARGETS:
             return self.root.keys, self.root.roles[TARGETS], ()
-        if not is_delegation(role):
+        if not valid_delegation_name(role):
             raise TrustError(f"{role} is not a targets role")
         parent = parent_of(role)
         if parent not in self.roles:
