@@ -70,9 +70,10 @@ VERIFY_OPTS = [
     ),
     cfg.IntOpt(
         "trust-cache-max-bytes",
-        default=64 * 1024 * 1024,
+        default=32 * 1024 * 1024,
         min=1024 * 1024,
-        help="Raw notary metadata bytes kept in memory over all repositories.",
+        help="Raw notary metadata bytes kept in memory over all repositories (parsed, they "
+        "take about five times as much).",
     ),
     cfg.FloatOpt(
         "trust-cache-max-age",

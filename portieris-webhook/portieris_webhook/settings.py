@@ -18,7 +18,7 @@ class Settings:
     """`server=keyid-or-certificate-file` pairs: roots trusted without first use."""
     trust_cache_max_entries: int = 1000
     """Repositories whose verified trust data is kept (least recently used go first)."""
-    trust_cache_max_bytes: int = 64 * 1024 * 1024
+    trust_cache_max_bytes: int = 32 * 1024 * 1024
     """Raw notary metadata bytes kept over all repositories."""
     trust_cache_max_age: float = 24 * 3600.0
     """Seconds a repository's trust data may go unused before it is forgotten."""

@@ -42,7 +42,7 @@ MAX_FAILURE_MESSAGE = 1024
 class CacheLimits:
     max_entries: int = 1000
     """Repositories (and, separately, failed lookups) kept at most."""
-    max_bytes: int = 64 * 1024 * 1024
+    max_bytes: int = 32 * 1024 * 1024
     """Raw metadata bytes kept at most, over all repositories."""
     max_age: float = 24 * 3600.0
     """Seconds a repository may go unused before it is forgotten."""

@@ -56,12 +56,13 @@ from portieris_webhook.trust.metadata import (
 class RootPin:
     """A trust anchor for a repository's root instead of trust on first use.
 
-    Satisfied when a key that validly signed the root has one of `keyids` (its
-    ID in root.json or the ID of its bare public key), is one of `certificates`,
-    or has a certificate issued for this very GUN (common name, as notary
-    requires of root certificates) by one of them that is a CA valid now.
-    A CA pin covers every repository of the server, so without the common-name
-    rule a certificate the CA issued for one repository would sign roots for all.
+    Only root keys certified for the GUN (binding.py) are ever asked, and the
+    root threshold must be met by those that are also pinned, as in notary: a
+    key with one of `keyids` (its ID in root.json or the ID of its bare public
+    key, which one root key keeps across repositories), a certificate that is
+    one of `certificates`, or one issued by one of them that is a CA valid now.
+    A pin covers every repository of the server; the common name is what tells
+    them apart, so one repository's genuine root never passes for another's.
     """
 
     keyids: frozenset[str] = frozenset()

@@ -163,7 +163,9 @@ async def refresh(
                 raise RepositoryNotFound(f"no trust data for {gun} any more (root is gone)")
             latest_root, fetched[SNAPSHOT] = root, snapshot
 
-    # A pin anchors the first root only; later roots are trusted by rotation, as notary does.
+    # A pin anchors the first root; later roots are trusted by a rotation the trusted root signs.
+    # (Notary checks the pin on every root: after a restart, a root rotated away from the pinned
+    # key fails the pin here too, so operators update pins when they rotate root keys.)
     anchor = pin if first_use else None
     trusted = TrustedMetadataSet(gun, start_root, now=now, seen=state.seen, pin=anchor)
     if latest_root != start_root:
