@@ -60,6 +60,35 @@ VERIFY_OPTS = [
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Log level.",
     ),
+    # --- trust cache bounds -----------------------------------------------------------
+    cfg.IntOpt(
+        "trust-cache-max-entries",
+        default=1000,
+        min=1,
+        help="Repositories whose verified notary trust data is kept in memory (least recently "
+        "used forgotten first); failed lookups are kept separately, as many at most.",
+    ),
+    cfg.IntOpt(
+        "trust-cache-max-bytes",
+        default=32 * 1024 * 1024,
+        min=1024 * 1024,
+        help="Raw notary metadata bytes kept in memory over all repositories (parsed, they "
+        "take about five times as much).",
+    ),
+    cfg.FloatOpt(
+        "trust-cache-max-age",
+        default=24 * 3600.0,
+        min=1,
+        help="Seconds a repository's trust data may go unused before it is forgotten (its "
+        "first-use root and the versions seen are then learnt again, as after a restart).",
+    ),
+    cfg.FloatOpt(
+        "trust-failure-ttl",
+        default=5.0,
+        min=0,
+        help="Seconds a failed trust lookup is answered from memory before the notary server "
+        "is asked again (0: always ask again).",
+    ),
 ]
 
 SERVE_OPTS = [
@@ -111,4 +140,8 @@ def settings_from(conf: cfg.ConfigOpts) -> Settings:
         default_trust_server=conf.default_trust_server,
         trust_refresh_interval=conf.trust_refresh_interval,
         pinned_trust_roots=tuple(conf.pinned_trust_root),
+        trust_cache_max_entries=conf.trust_cache_max_entries,
+        trust_cache_max_bytes=conf.trust_cache_max_bytes,
+        trust_cache_max_age=conf.trust_cache_max_age,
+        trust_failure_ttl=conf.trust_failure_ttl,
     )

@@ -16,3 +16,11 @@ class Settings:
     trust_refresh_interval: float = 30.0
     pinned_trust_roots: tuple[str, ...] = ()
     """`server=keyid-or-certificate-file` pairs: roots trusted without first use."""
+    trust_cache_max_entries: int = 1000
+    """Repositories whose verified trust data is kept (least recently used go first)."""
+    trust_cache_max_bytes: int = 32 * 1024 * 1024
+    """Raw notary metadata bytes kept over all repositories."""
+    trust_cache_max_age: float = 24 * 3600.0
+    """Seconds a repository's trust data may go unused before it is forgotten."""
+    trust_failure_ttl: float = 5.0
+    """Seconds a failed trust lookup is answered from memory (0: never)."""

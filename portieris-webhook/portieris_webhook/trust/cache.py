@@ -1,11 +1,19 @@
-"""Verified trust data per (trust server, GUN), fresh for a while, fetched once at a time.
+"""Verified trust data per (trust server, GUN): fresh for a while, fetched once at a time, bounded.
 
 Data is answered from memory while it is younger than the refresh interval and
 no role has expired; otherwise one refresh runs (re-checking the timestamp and
 fetching only what changed) and every concurrent request for the same GUN
-waits for that one refresh. A failed refresh is not cached: the next request
-tries again. The refresh runs shielded, so a request that gives up at its own
-deadline does not cancel it for the others.
+waits for that one refresh. The refresh runs shielded, so a request that
+gives up at its own deadline does not cancel it for the others.
+
+Memory is bounded whatever clients ask for. Repositories are kept in
+least-recently-used order, at most `max_entries` of them and `max_bytes` of
+raw metadata, and one unused for `max_age` seconds is forgotten (its first
+root and the versions seen are then learnt again, as after a restart). A
+failed refresh (unless the server refused the asking request's credentials)
+is remembered for `failure_ttl` seconds as its error class and message only - never the exception, whose traceback would keep every frame's
+locals alive - in a separate, equally bounded table, so failing lookups never
+push verified repositories out.
 """
 
 from __future__ import annotations
@@ -13,22 +21,61 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from portieris_webhook.trust.errors import TrustError
+from portieris_webhook.errors import VerificationError
+from portieris_webhook.trust.errors import AccessRefused, TrustError
 from portieris_webhook.trust.tuf import TrustData
 from portieris_webhook.trust.updater import GunState
 
 LOG = logging.getLogger(__name__)
 
 Loader = Callable[[GunState, datetime.datetime], Awaitable[TrustData]]
+Key = tuple[str, str]
+MAX_FAILURE_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    max_entries: int = 1000
+    """Repositories (and, separately, failed lookups) kept at most."""
+    max_bytes: int = 32 * 1024 * 1024
+    """Raw metadata bytes kept at most, over all repositories."""
+    max_age: float = 24 * 3600.0
+    """Seconds a repository may go unused before it is forgotten."""
+    failure_ttl: float = 5.0
+    """Seconds a failed lookup is answered from memory (0: never)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed refresh as remembered: the error class and message, nothing else."""
+
+    kind: type[VerificationError]
+    message: str
+    expires_at: float
+
+    def error(self) -> VerificationError:
+        return self.kind(self.message)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    bytes: int
+    failures: int
 
 
 @dataclass
 class _Entry:
+    used_at: float
     state: GunState = field(default_factory=GunState)
     inflight: asyncio.Future[TrustData] | None = None
+    size: int = 0
+    """Raw metadata bytes of `state.data`, as counted toward max_bytes."""
 
 
 class TrustCache:
@@ -36,38 +83,68 @@ class TrustCache:
         self,
         refresh_interval: float,
         clock: Callable[[], datetime.datetime],
+        limits: CacheLimits | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refresh_interval = refresh_interval
         self.clock = clock
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self.limits = limits or CacheLimits()
+        self.monotonic = monotonic
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        """Repositories with verified data, least recently used first."""
+        self._pending: dict[Key, _Entry] = {}
+        """First lookups in flight: they join `_entries` only once verified."""
+        self._failures: OrderedDict[Key, Failure] = OrderedDict()
+        self._bytes = 0
         self.refreshes = 0
         """How many refreshes ran (for tests and benchmarks)."""
 
-    def state(self, server: str, gun: str) -> GunState:
-        return self._entry(server, gun).state
+    # --- looking -------------------------------------------------------------
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
 
-    def _entry(self, server: str, gun: str) -> _Entry:
-        return self._entries.setdefault((server, gun), _Entry())
+    def stats(self) -> CacheStats:
+        return CacheStats(len(self._entries), self._bytes, len(self._failures))
+
+    def state(self, server: str, gun: str) -> GunState | None:
+        entry = self._entries.get((server, gun))
+        return entry.state if entry is not None else None
+
+    def failure(self, server: str, gun: str) -> Failure | None:
+        """The remembered failure of the last refresh, while it has not expired."""
+        self._forget_old(self.monotonic())
+        return self._failures.get((server, gun))
 
     def fresh(self, server: str, gun: str) -> TrustData | None:
         """Cached data that may be used now without asking the server, if any."""
-        state = self._entry(server, gun).state
-        data = state.data
-        if data is None:
+        now = self.monotonic()
+        self._forget_old(now)
+        entry = self._entries.get((server, gun))
+        if entry is None or entry.state.data is None:
             return None
-        age = asyncio.get_running_loop().time() - state.checked_at
-        if age >= self.refresh_interval or self.clock() >= data.expires:
+        data = entry.state.data
+        if now - entry.state.checked_at >= self.refresh_interval or self.clock() >= data.expires:
             return None
+        self._touch((server, gun), entry, now)
         return data
 
+    # --- loading -------------------------------------------------------------
     async def get(self, server: str, gun: str, load: Loader, timeout: float) -> TrustData:
         """Fresh trust data of `gun`, refreshing once for all concurrent callers."""
         cached = self.fresh(server, gun)
         if cached is not None:
             return cached
-        entry = self._entry(server, gun)
-        if entry.inflight is None or entry.inflight.done():
-            entry.inflight = asyncio.ensure_future(self._refresh(entry, load))
+        key = (server, gun)
+        entry = self._entries.get(key) or self._pending.get(key)
+        if entry is None or entry.inflight is None:
+            failure = self._failures.get(key)
+            if failure is not None:
+                raise failure.error()
+        if entry is None:
+            entry = self._pending[key] = _Entry(used_at=self.monotonic())
+        if entry.inflight is None:
+            entry.inflight = asyncio.ensure_future(self._refresh(key, entry, load))
             entry.inflight.add_done_callback(_consume)
         try:
             async with asyncio.timeout(timeout):
@@ -78,12 +155,72 @@ class TrustCache:
                 f"verification budget ({timeout:.3g}s left)"
             ) from None
 
-    async def _refresh(self, entry: _Entry, load: Loader) -> TrustData:
+    async def _refresh(self, key: Key, entry: _Entry, load: Loader) -> TrustData:
         self.refreshes += 1
-        data = await load(entry.state, self.clock())
+        try:
+            data = await load(entry.state, self.clock())
+        except VerificationError as exc:
+            self._failed(key, entry, exc)
+            raise
+        except BaseException:
+            self._failed(key, entry, None)
+            raise
+        entry.inflight = None
         entry.state.data = data
-        entry.state.checked_at = asyncio.get_running_loop().time()
+        entry.state.checked_at = self.monotonic()
+        if self._pending.get(key) is entry:
+            del self._pending[key]
+            self._entries[key] = entry
+        if self._entries.get(key) is entry:  # not evicted meanwhile
+            size = sum(len(raw) for raw in data.raw.values())
+            self._bytes += size - entry.size
+            entry.size = size
+            self._touch(key, entry, entry.state.checked_at)
         return data
+
+    def _failed(self, key: Key, entry: _Entry, error: VerificationError | None) -> None:
+        entry.inflight = None
+        if self._pending.get(key) is entry:
+            del self._pending[key]  # nothing verified to keep
+        if error is None or self.limits.failure_ttl <= 0:
+            return
+        if isinstance(error, AccessRefused):
+            return  # the asking request's own credentials were refused: not an answer for others
+        expires_at = self.monotonic() + self.limits.failure_ttl
+        message = str(error)[:MAX_FAILURE_MESSAGE]
+        self._failures[key] = Failure(type(error), message, expires_at)
+        self._failures.move_to_end(key)
+        while len(self._failures) > self.limits.max_entries:
+            self._failures.popitem(last=False)
+
+    # --- bounds --------------------------------------------------------------
+    def _touch(self, key: Key, entry: _Entry, now: float) -> None:
+        entry.used_at = now
+        self._entries.move_to_end(key)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Drop least recently used entries past the bounds (never the one just used)."""
+        limits = self.limits
+        while len(self._entries) > 1 and (
+            len(self._entries) > limits.max_entries or self._bytes > limits.max_bytes
+        ):
+            _, entry = self._entries.popitem(last=False)
+            self._bytes -= entry.size
+
+    def _forget_old(self, now: float) -> None:
+        """Drop repositories unused for max_age and failures past their time (oldest first)."""
+        while self._entries:
+            key, entry = next(iter(self._entries.items()))
+            if now - entry.used_at <= self.limits.max_age:
+                break
+            del self._entries[key]
+            self._bytes -= entry.size
+        while self._failures:
+            key, failure = next(iter(self._failures.items()))
+            if failure.expires_at > now:
+                break
+            del self._failures[key]
 
 
 def _consume(future: asyncio.Future[TrustData]) -> None:

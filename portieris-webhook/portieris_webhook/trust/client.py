@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
-from portieris_webhook.trust.errors import TrustError
+from portieris_webhook.trust.errors import AccessRefused, TrustError
 
 DOCKER_HUB_NOTARY = "https://notary.docker.io"
 
@@ -60,7 +60,7 @@ class NotaryClient:
             return None
         if response.status in (401, 403):
             how = "with the pull secret credentials" if credentials else "anonymously"
-            raise TrustError(
+            raise AccessRefused(
                 f"notary server {server} refused access to trust data of {gun} "
                 f"(HTTP {response.status}, tried {how})"
             )

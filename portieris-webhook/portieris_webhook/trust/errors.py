@@ -31,3 +31,7 @@ class HashMismatchError(TrustError):
 
 class RepositoryNotFound(TrustError):
     """The notary server has no trust data for the repository."""
+
+
+class AccessRefused(TrustError):
+    """The notary server refused the credentials of this request (or their absence)."""

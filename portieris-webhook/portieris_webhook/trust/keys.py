@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +51,9 @@ class PublicKey:
     keytype: str
     key: PublicKeyTypes
     certificate: x509.Certificate | None = None
+    """The first certificate of an x509 key: the one whose public key signs."""
+    pem: bytes = b""
+    """The whole PEM bundle of an x509 key (leaf and any intermediates), as published."""
 
     @property
     def spki(self) -> bytes:
@@ -65,13 +67,6 @@ class PublicKey:
             base = ECDSA if self.keytype == ECDSA_X509 else RSA
             return key_id(base, base64.b64encode(self.spki).decode())
         return self.keyid
-
-    def valid_at(self, when: datetime.datetime) -> bool:
-        """A certificate-bound key is usable only within the certificate's validity."""
-        if self.certificate is None:
-            return True
-        cert = self.certificate
-        return cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
 
     def verifies(self, method: str, message: bytes, signature: bytes) -> bool:
         """Whether `signature` by this key over `message` is valid with `method`."""
@@ -134,12 +129,14 @@ def parse_key(keyid: str, document: Any, where: str) -> PublicKey:
 
 def _load(keyid: str, keytype: str, raw: bytes) -> PublicKey:
     certificate = None
+    pem = b""
     key: PublicKeyTypes
     if keytype == ED25519:
         key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
     elif keytype in (ECDSA_X509, RSA_X509):
         certificate = x509.load_pem_x509_certificate(raw)
         key = certificate.public_key()
+        pem = raw
     else:
         key = serialization.load_der_public_key(raw)
     wants_ec = keytype in (ECDSA, ECDSA_X509)
@@ -150,7 +147,7 @@ def _load(keyid: str, keytype: str, raw: bytes) -> PublicKey:
             raise ValueError("not an RSA key")
         if key.key_size < MIN_RSA_BITS:
             raise ValueError(f"RSA key of {key.key_size} bits is shorter than {MIN_RSA_BITS}")
-    return PublicKey(keyid, keytype, key, certificate)
+    return PublicKey(keyid, keytype, key, certificate, pem)
 
 
 def load_pem_public(pem: bytes) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any
 from portieris_webhook.trust.canonical import candidates
 from portieris_webhook.trust.errors import HashMismatchError, MetadataError
 from portieris_webhook.trust.keys import PublicKey, parse_key
+from portieris_webhook.trust.rfc3339 import parse_go_rfc3339
 
 ROOT, TIMESTAMP, SNAPSHOT, TARGETS = "root", "timestamp", "snapshot", "targets"
 RELEASES = "targets/releases"
@@ -27,12 +28,23 @@ _TYPES = {ROOT: "Root", TIMESTAMP: "Timestamp", SNAPSHOT: "Snapshot", TARGETS: "
 HASH_ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
-def is_delegation(role: str) -> bool:
-    return role.startswith(TARGETS + "/")
+_DELEGATION_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_/")
+MAX_ROLE_NAME = 255
+
+
+def valid_delegation_name(role: str) -> bool:
+    """Whether notary takes `role` for a delegated role (its data.IsDelegation): `targets/`,
+    then only `[-a-z0-9_/]`, a clean path (no empty segment or trailing slash), < 256 long."""
+    return (
+        role.startswith(TARGETS + "/")
+        and len(role) <= MAX_ROLE_NAME
+        and set(role) <= _DELEGATION_CHARACTERS
+        and "" not in role.split("/")
+    )
 
 
 def role_type(role: str) -> str:
-    return _TYPES[TARGETS if is_delegation(role) else role]
+    return _TYPES[TARGETS if role.startswith(TARGETS + "/") else role]
 
 
 def parent_of(role: str) -> str:
@@ -193,21 +205,16 @@ def _object(value: Any, what: str) -> Mapping[str, Any]:
 
 
 def parse_time(value: Any, what: str) -> datetime.datetime:
-    """RFC 3339 as Go writes it (nanoseconds, Z or an offset), as an aware UTC datetime."""
+    """A time as notary reads it (Go's RFC 3339 layout parser), as an aware UTC datetime."""
     if not isinstance(value, str):
         raise MetadataError(f"{what} is not a time string")
-    text = value.strip()
-    head, dot, rest = text.partition(".")
-    if dot:  # Python keeps at most microseconds: cut nanoseconds before the zone
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
     try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_go_rfc3339(value)
     except ValueError as exc:
-        raise MetadataError(f"{what} {value!r} is not an RFC 3339 time") from exc
-    if parsed.tzinfo is None:
-        raise MetadataError(f"{what} {value!r} has no time zone")
-    return parsed.astimezone(datetime.UTC)
+        raise MetadataError(
+            f"{what} {value[:64]!r} is not a time Go's RFC 3339 parser accepts, so notary "
+            f"refuses it ({exc})"
+        ) from None
 
 
 def _common(signed: Mapping[str, Any], role: str) -> tuple[int, datetime.datetime]:
@@ -289,7 +296,13 @@ def parse_targets(envelope: Envelope) -> Targets:
 def _delegation(value: Any, parent: str) -> Delegation:
     doc = _object(value, f"{parent}: delegation")
     name = doc.get("name")
-    if not isinstance(name, str) or parent_of(name) != parent or name == parent:
+    if not isinstance(name, str) or not valid_delegation_name(name):
+        shown = repr(name[: MAX_ROLE_NAME + 1]) if isinstance(name, str) else repr(type(name))
+        raise MetadataError(
+            f"{parent}: delegated role name {shown} is not a delegation name notary accepts "
+            "(targets/ then lower-case letters, digits, '-', '_' and '/', under 256 characters)"
+        )
+    if parent_of(name) != parent:
         raise MetadataError(f"{parent}: delegated role name {name!r} is not a child of {parent}")
     what = f"{parent}: delegation {name}"
     paths, prefixes = doc.get("paths"), doc.get("path_hash_prefixes")

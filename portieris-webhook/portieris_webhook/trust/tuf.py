@@ -4,8 +4,10 @@ Feed it raw bytes in TUF order -- root (and each rotated root), timestamp,
 snapshot, targets, delegated roles -- and it either trusts each document or
 raises a TrustError saying why not. It enforces, as python-tuf's ngclient does:
   * signatures: a threshold of distinct keys of the role, counted per public key;
+  * root keys count only with a certificate for this GUN (binding.py), so one
+    repository's signed data cannot stand in for another's;
   * root rotation: each new root (version + 1) signed by thresholds of the old and new root;
-  * expiry against the injected `now`, and x509 root keys only within their validity;
+  * expiry against the injected `now`;
   * lengths and hashes of the raw bytes as recorded by the parent role;
   * versions never lower than the ones recorded in `seen` for this GUN (updated as roles pass).
 """
@@ -13,12 +15,13 @@ raises a TrustError saying why not. It enforces, as python-tuf's ngclient does:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from portieris_webhook.trust.binding import certified_root_keys, common_name, is_ca
 from portieris_webhook.trust.errors import (
     ExpiredMetadataError,
     MetadataError,
@@ -39,13 +42,13 @@ from portieris_webhook.trust.metadata import (
     Snapshot,
     Targets,
     Timestamp,
-    is_delegation,
     parent_of,
     parse_envelope,
     parse_root,
     parse_snapshot,
     parse_targets,
     parse_timestamp,
+    valid_delegation_name,
 )
 
 
@@ -53,12 +56,13 @@ from portieris_webhook.trust.metadata import (
 class RootPin:
     """A trust anchor for a repository's root instead of trust on first use.
 
-    Satisfied when a key that validly signed the root has one of `keyids` (its
-    ID in root.json or the ID of its bare public key), is one of `certificates`,
-    or has a certificate issued for this very GUN (common name, as notary
-    requires of root certificates) by one of them that is a CA valid now.
-    A CA pin covers every repository of the server, so without the common-name
-    rule a certificate the CA issued for one repository would sign roots for all.
+    Only root keys certified for the GUN (binding.py) are ever asked, and the
+    root threshold must be met by those that are also pinned, as in notary: a
+    key with one of `keyids` (its ID in root.json or the ID of its bare public
+    key, which one root key keeps across repositories), a certificate that is
+    one of `certificates`, or one issued by one of them that is a CA valid now.
+    A pin covers every repository of the server; the common name is what tells
+    them apart, so one repository's genuine root never passes for another's.
     """
 
     keyids: frozenset[str] = frozenset()
@@ -66,6 +70,7 @@ class RootPin:
     description: str = ""
 
     def matches(self, key: PublicKey, gun: str, now: datetime.datetime) -> bool:
+        """Whether `key` is pinned; only keys certified for `gun` (binding.py) are asked."""
         if key.keyid in self.keyids or key.public_id in self.keyids:
             return True
         certificate = key.certificate
@@ -74,24 +79,15 @@ class RootPin:
         for anchor in self.certificates:
             if certificate == anchor:
                 return True
-            issued_here = _common_name(certificate) == gun and _is_ca_at(anchor, now)
+            issued_here = common_name(certificate) == gun and _is_ca_at(anchor, now)
             if issued_here and _issued_by(certificate, anchor):
                 return True
         return False
 
 
-def _common_name(certificate: x509.Certificate) -> str | None:
-    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if len(names) == 1 else None
-
-
 def _is_ca_at(certificate: x509.Certificate, now: datetime.datetime) -> bool:
-    try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
     valid = certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
-    return constraints.ca and valid
+    return is_ca(certificate) and valid
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -150,9 +146,8 @@ def valid_signers(
     envelope: Envelope,
     keys: Mapping[str, PublicKey],
     role_keys: RoleKeys,
-    now: datetime.datetime | None = None,
 ) -> dict[bytes, PublicKey]:
-    """Keys of the role (by DER SPKI) with a valid signature; `now` also requires x509 validity.
+    """Keys of the role (by DER SPKI) with a valid signature.
 
     Counting by public key, not key ID, stops one key listed twice (bare and
     x509) or one signature repeated from counting twice toward a threshold.
@@ -163,8 +158,6 @@ def valid_signers(
         key = keys.get(signature.keyid)
         if key is None or signature.keyid not in allowed or key.spki in found:
             continue
-        if now is not None and not key.valid_at(now):
-            continue
         if any(key.verifies(signature.method, m, signature.value) for m in envelope.messages):
             found[key.spki] = key
     return found
@@ -174,15 +167,20 @@ def check_threshold(
     envelope: Envelope,
     keys: Mapping[str, PublicKey],
     role_keys: RoleKeys,
-    now: datetime.datetime | None = None,
-    signed_for: str = "",
+    whose: str = "",
+    refused: Sequence[str] = (),
 ) -> dict[bytes, PublicKey]:
-    found = valid_signers(envelope, keys, role_keys, now)
+    """The valid signers of `envelope`, or SignatureError if fewer than the threshold.
+
+    `whose` describes the keys (default: keys of the role); `refused` says why
+    keys of the role were not offered, for the error message.
+    """
+    found = valid_signers(envelope, keys, role_keys)
     if len(found) < role_keys.threshold:
-        whose = signed_for or envelope.role
+        why = "".join(f"; {reason}" for reason in refused)
         raise SignatureError(
-            f"{envelope.role} metadata has {len(found)} valid signature(s) from keys of {whose}, "
-            f"{role_keys.threshold} required"
+            f"{envelope.role} metadata has {len(found)} valid signature(s) from "
+            f"{whose or 'keys of ' + envelope.role}, {role_keys.threshold} required{why}"
         )
     return found
 
@@ -211,12 +209,20 @@ class TrustedMetadataSet:
         self.skipped: dict[str, str] = {}
         envelope = parse_envelope(root_bytes, ROOT)
         root = parse_root(envelope)
-        signed_by = check_threshold(envelope, root.keys, root.roles[ROOT], now)
-        if pin is not None and not any(pin.matches(k, gun, now) for k in signed_by.values()):
-            raise SignatureError(
-                f"root of {gun} (version {root.version}) is not signed by the pinned root "
-                f"{pin.description or 'key'}"
+        certified, refused = certified_root_keys(root, gun, now)
+        if pin is None:
+            check_threshold(
+                envelope, certified, root.roles[ROOT], f"root keys certified for {gun}", refused
             )
+        else:
+            # As notary does: only keys both certified for this GUN and pinned count.
+            pinned = {k: v for k, v in certified.items() if pin.matches(v, gun, now)}
+            if len(valid_signers(envelope, pinned, root.roles[ROOT])) < root.roles[ROOT].threshold:
+                why = "".join(f"; {reason}" for reason in refused)
+                raise SignatureError(
+                    f"root of {gun} (version {root.version}) is not signed by the pinned root "
+                    f"{pin.description or 'key'} with a certificate for {gun}{why}"
+                )
         self._check_version(ROOT, root.version)
         self.root = root
         self.raw[ROOT] = root_bytes
@@ -233,8 +239,17 @@ class TrustedMetadataSet:
                 f"root rotation of {self.gun}: expected version {self.root.version + 1}, "
                 f"got {new.version}"
             )
-        check_threshold(envelope, self.root.keys, self.root.roles[ROOT], None, "the previous root")
-        check_threshold(envelope, new.keys, new.roles[ROOT], self.now, "the new root")
+        # The trusted root's certificates count even if expired since, as in notary.
+        previous, _ = certified_root_keys(self.root, self.gun, None)
+        check_threshold(envelope, previous, self.root.roles[ROOT], "keys of the previous root")
+        certified, refused = certified_root_keys(new, self.gun, self.now)
+        check_threshold(
+            envelope,
+            certified,
+            new.roles[ROOT],
+            f"keys of the new root certified for {self.gun}",
+            refused,
+        )
         self._check_version(ROOT, new.version)
         self.root = new
         self.raw[ROOT] = data
@@ -258,9 +273,13 @@ class TrustedMetadataSet:
         envelope = parse_envelope(data, SNAPSHOT)
         snapshot = parse_snapshot(envelope)
         self._verify_top_level(envelope, SNAPSHOT, snapshot.version, snapshot.expires)
-        if ROOT in snapshot.meta:
-            # The repository's current root must be the one we trust (rotated to, if it changed).
-            snapshot.meta[ROOT].check(self.raw[ROOT], f"trusted root of {self.gun} (per snapshot)")
+        if ROOT not in snapshot.meta:
+            raise MetadataError(
+                f"snapshot of {self.gun} does not record root, so nothing ties it to the "
+                "trusted root (notary's snapshots always do)"
+            )
+        # The repository's current root must be the one we trust (rotated to, if it changed).
+        snapshot.meta[ROOT].check(self.raw[ROOT], f"trusted root of {self.gun} (per snapshot)")
         self.snapshot = snapshot
         self.raw[SNAPSHOT] = data
         return snapshot
@@ -324,7 +343,7 @@ class TrustedMetadataSet:
     ) -> tuple[Mapping[str, PublicKey], RoleKeys, tuple[Delegation, ...]]:
         if role == TARGETS:
             return self.root.keys, self.root.roles[TARGETS], ()
-        if not is_delegation(role):
+        if not valid_delegation_name(role):
             raise TrustError(f"{role} is not a targets role")
         parent = parent_of(role)
         if parent not in self.roles:

@@ -5,6 +5,11 @@ checked against hashes and signatures in TUF order afterwards): a cold load
 asks for root, timestamp, snapshot, targets and targets/releases at once.
 Documents whose bytes still match what their parent records are reused from
 the previous refresh instead of fetched again.
+
+What is read is bounded (ReadLimits): a document whose length its parent
+records is fetched with exactly that limit, any other with the most a
+document of its kind may be, and one refresh reads no more than its budget,
+so a hostile or broken server costs at most a few MiB per image.
 """
 
 from __future__ import annotations
@@ -33,13 +38,81 @@ from portieris_webhook.trust.metadata import (
 )
 from portieris_webhook.trust.tuf import RootPin, TrustData, TrustedMetadataSet
 
-MAX_ROOT_BYTES = 1024 * 1024
-MAX_TIMESTAMP_BYTES = 64 * 1024
-MAX_SPECULATIVE_BYTES = 16 * 1024 * 1024
 MAX_ROOT_ROTATIONS = 64
+KiB = 1024
+MiB = 1024 * KiB
 
 Fetch = Callable[[str, int], Awaitable[bytes | None]]
-"""fetch(role, max_bytes) -> raw bytes, or None when the server has no such document."""
+"""fetch(role, max_bytes) -> raw bytes, or None when the server has no such document;
+it raises (never truncates) when the answer is longer than max_bytes."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most one refresh reads from a notary server, per document and in all."""
+
+    root: int = 512 * KiB
+    timestamp: int = 64 * KiB
+    snapshot: int = 1 * MiB
+    targets: int = 2 * MiB
+    """Each of `targets` and its delegated roles."""
+    refresh: int = 8 * MiB
+
+    def of(self, role: str) -> int:
+        """The most a document of `role`'s kind may be (`N.root` is a root)."""
+        if role == ROOT or role.endswith("." + ROOT):
+            return self.root
+        return {TIMESTAMP: self.timestamp, SNAPSHOT: self.snapshot}.get(role, self.targets)
+
+
+class Reader:
+    """Fetches the documents of one refresh within their limits and the refresh's budget.
+
+    Each fetch reserves its limit from the budget before it starts and gives
+    back what was not used when it ends, so concurrent fetches can never read
+    more than the budget together.
+    """
+
+    def __init__(self, fetch: Fetch, gun: str, limits: ReadLimits) -> None:
+        self._fetch = fetch
+        self.gun = gun
+        self.limits = limits
+        self.left = limits.refresh
+
+    async def unknown_length(self, role: str) -> bytes | None:
+        """`role` whose length nothing has recorded yet: up to the limit of its kind."""
+        if self.left <= 0:
+            raise self._over_budget(role)
+        return await self._read(role, min(self.limits.of(role), self.left))
+
+    async def recorded_length(self, role: str, length: int, recorded_by: str) -> bytes | None:
+        """`role` whose length `recorded_by` records: exactly that, if its kind allows it."""
+        most = self.limits.of(role)
+        if length > most:
+            raise TrustError(
+                f"{recorded_by} of {self.gun} records {length} bytes for {role}, more than the "
+                f"{most} bytes such a document may have here"
+            )
+        return await self._read(role, length)
+
+    async def _read(self, role: str, limit: int) -> bytes | None:
+        if limit > self.left:
+            raise self._over_budget(role)
+        self.left -= limit
+        data = None
+        try:
+            data = await self._fetch(role, limit)
+        finally:
+            self.left += limit - (len(data) if data is not None else 0)
+        if data is not None and len(data) > limit:
+            raise TrustError(f"{role} of {self.gun} is larger than the {limit} bytes asked for")
+        return data
+
+    def _over_budget(self, role: str) -> TrustError:
+        return TrustError(
+            f"trust data of {self.gun} needs more than the {self.limits.refresh} bytes one "
+            f"refresh may read (stopped before {role})"
+        )
 
 
 @dataclass
@@ -61,8 +134,10 @@ async def refresh(
     fetch: Fetch,
     now: datetime.datetime,
     pin: RootPin | None = None,
+    limits: ReadLimits | None = None,
 ) -> TrustData:
     """Bring `state` up to date with the server, or raise TrustError saying what failed."""
+    reader = Reader(fetch, gun, limits or ReadLimits())
     previous: Mapping[str, bytes] = state.data.raw if state.data else {}
     fetched: dict[str, bytes | None] = {}
     first_use = state.trusted_root is None
@@ -70,8 +145,7 @@ async def refresh(
     latest_root: bytes
     if state.trusted_root is None:
         roles = (ROOT, TIMESTAMP, SNAPSHOT, TARGETS, RELEASES)
-        limits = (MAX_ROOT_BYTES, MAX_TIMESTAMP_BYTES) + (MAX_SPECULATIVE_BYTES,) * 3
-        results = await asyncio.gather(*(fetch(r, n) for r, n in zip(roles, limits, strict=True)))
+        results = await asyncio.gather(*(reader.unknown_length(r) for r in roles))
         fetched = dict(zip(roles, results, strict=True))
         first_root = fetched[ROOT]
         if first_root is None:
@@ -79,21 +153,23 @@ async def refresh(
         start_root = latest_root = first_root
     else:
         start_root = state.trusted_root
-        fetched[TIMESTAMP] = await fetch(TIMESTAMP, MAX_TIMESTAMP_BYTES)
+        fetched[TIMESTAMP] = await reader.unknown_length(TIMESTAMP)
         latest_root = start_root
         if fetched[TIMESTAMP] != previous.get(TIMESTAMP):
             root, snapshot = await asyncio.gather(
-                fetch(ROOT, MAX_ROOT_BYTES), fetch(SNAPSHOT, MAX_SPECULATIVE_BYTES)
+                reader.unknown_length(ROOT), reader.unknown_length(SNAPSHOT)
             )
             if root is None:
                 raise RepositoryNotFound(f"no trust data for {gun} any more (root is gone)")
             latest_root, fetched[SNAPSHOT] = root, snapshot
 
-    # A pin anchors the first root only; later roots are trusted by rotation, as notary does.
+    # A pin anchors the first root; later roots are trusted by a rotation the trusted root signs.
+    # (Notary checks the pin on every root: after a restart, a root rotated away from the pinned
+    # key fails the pin here too, so operators update pins when they rotate root keys.)
     anchor = pin if first_use else None
     trusted = TrustedMetadataSet(gun, start_root, now=now, seen=state.seen, pin=anchor)
     if latest_root != start_root:
-        await _rotate(trusted, latest_root, fetch)
+        await _rotate(trusted, latest_root, reader)
     state.trusted_root = trusted.raw[ROOT]
 
     timestamp = fetched.get(TIMESTAMP)
@@ -102,7 +178,9 @@ async def refresh(
     trusted.update_timestamp(timestamp)
     assert trusted.timestamp is not None
     snapshot_meta = trusted.timestamp.snapshot
-    trusted.update_snapshot(await _document(SNAPSHOT, snapshot_meta, previous, fetched, fetch, gun))
+    trusted.update_snapshot(
+        await _document(SNAPSHOT, snapshot_meta, TIMESTAMP, previous, fetched, reader)
+    )
 
     level = [TARGETS]
     while level:
@@ -110,7 +188,7 @@ async def refresh(
         metas = [_listed(trusted.snapshot.meta, role, gun) for role in level]
         documents = await asyncio.gather(
             *(
-                _document(r, m, previous, fetched, fetch, gun)
+                _document(r, m, SNAPSHOT, previous, fetched, reader)
                 for r, m in zip(level, metas, strict=True)
             )
         )
@@ -139,12 +217,13 @@ def _listed(meta: Mapping[str, FileMeta], role: str, gun: str) -> FileMeta:
 async def _document(
     role: str,
     meta: FileMeta,
+    recorded_by: str,
     previous: Mapping[str, bytes],
     fetched: Mapping[str, bytes | None],
-    fetch: Fetch,
-    gun: str,
+    reader: Reader,
 ) -> bytes:
-    """Bytes for `role`: the previous copy if it still matches `meta`, else prefetched or fetched."""
+    """Bytes for `role`: the previous copy if it still matches `meta` (which `recorded_by`
+    recorded), else prefetched, else fetched with exactly the recorded length."""
     old = previous.get(role)
     if old is not None:
         try:
@@ -155,13 +234,13 @@ async def _document(
             return old
     data = fetched.get(role)
     if data is None:
-        data = await fetch(role, meta.length)
+        data = await reader.recorded_length(role, meta.length, recorded_by)
     if data is None:
-        raise TrustError(f"notary server lists {role} of {gun} but does not serve it")
+        raise TrustError(f"notary server lists {role} of {reader.gun} but does not serve it")
     return data
 
 
-async def _rotate(trusted: TrustedMetadataSet, latest: bytes, fetch: Fetch) -> None:
+async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) -> None:
     """Walk root versions from the trusted one to `latest`, each verified by its predecessor."""
     target = _claimed_version(latest)
     current = trusted.root.version
@@ -176,7 +255,7 @@ async def _rotate(trusted: TrustedMetadataSet, latest: bytes, fetch: Fetch) -> N
             f"more than {MAX_ROOT_ROTATIONS} rotations are not followed"
         )
     for version in range(current + 1, target + 1):
-        data = latest if version == target else await fetch(f"{version}.{ROOT}", MAX_ROOT_BYTES)
+        data = latest if version == target else await reader.unknown_length(f"{version}.{ROOT}")
         if data is None:
             raise TrustError(
                 f"root version {version} of {trusted.gun} is not served, so the rotation "

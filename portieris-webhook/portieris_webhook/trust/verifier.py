@@ -23,7 +23,7 @@ from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
-from portieris_webhook.trust.cache import TrustCache
+from portieris_webhook.trust.cache import CacheLimits, TrustCache
 from portieris_webhook.trust.client import DOCKER_HUB_NOTARY, NotaryClient, normalise_server
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.keys import load_pem_public
@@ -101,7 +101,14 @@ class TrustVerifier(Verifier):
         super().__init__(context)
         self.clock = clock
         self.client = NotaryClient(AuthenticatedClient(context.http))
-        self.cache = TrustCache(context.settings.trust_refresh_interval, self._now)
+        settings = context.settings
+        limits = CacheLimits(
+            settings.trust_cache_max_entries,
+            settings.trust_cache_max_bytes,
+            settings.trust_cache_max_age,
+            settings.trust_failure_ttl,
+        )
+        self.cache = TrustCache(settings.trust_refresh_interval, self._now, limits)
         self.pins = parse_pins(context.settings.pinned_trust_roots)
 
     def _now(self) -> datetime.datetime:

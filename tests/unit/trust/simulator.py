@@ -97,7 +97,10 @@ def make_key(
     *,
     not_before: datetime.datetime = NOW - datetime.timedelta(days=365),
     not_after: datetime.datetime = NOW + datetime.timedelta(days=3650),
+    common_name: str = GUN,
 ) -> TestKey:
+    """A key of `keytype`; an x509 one carries a self-signed certificate for `common_name`
+    (the GUN by default, as notary requires of root keys)."""
     if keytype.startswith("ecdsa"):
         private: Any = ec.generate_private_key(ec.SECP256R1())
     elif keytype.startswith("rsa"):
@@ -107,7 +110,7 @@ def make_key(
     else:
         raise ValueError(keytype)
     if keytype.endswith("-x509"):
-        public = self_signed(private, "test", not_before, not_after)
+        public = self_signed(private, common_name, not_before, not_after)
     elif keytype == "ed25519":
         public = private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -163,7 +166,9 @@ class RepositorySimulator:
 
     def __init__(self, gun: str = GUN, root_keytype: str = "ecdsa-x509") -> None:
         self.gun = gun
-        self.root = Role([make_key(root_keytype)], expires=NOW + datetime.timedelta(days=3650))
+        self.root = Role(
+            [make_key(root_keytype, common_name=gun)], expires=NOW + datetime.timedelta(days=3650)
+        )
         self.timestamp = Role([make_key("ed25519")], expires=NOW + datetime.timedelta(days=14))
         self.snapshot = Role([make_key("ecdsa")])
         self.targets = Role([make_key("ecdsa")])

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from portieris_webhook.trust.cache import TrustCache
+from portieris_webhook.trust.cache import CacheLimits, TrustCache
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.lookup import find_tag
 from portieris_webhook.trust.updater import GunState, refresh
@@ -133,14 +133,16 @@ async def test_a_request_that_gives_up_does_not_cancel_the_shared_refresh(repo):
     assert cache.fresh(SERVER, GUN) is not None
 
 
-async def test_a_failed_refresh_is_not_cached(repo):
+async def test_a_failed_refresh_is_tried_again_once_its_failure_expires(repo):
     server = FakeServer(repo)
     good = dict(server.files)
     server.files["timestamp"] = b"garbage"
-    cache = TrustCache(30.0, Clock())
+    monotonic = [0.0]
+    cache = TrustCache(30.0, Clock(), CacheLimits(failure_ttl=5.0), monotonic=lambda: monotonic[0])
     with pytest.raises(TrustError):
         await cache.get(SERVER, GUN, loader(server), 5.0)
     server.files = good
+    monotonic[0] += 5.0
 
     data = await cache.get(SERVER, GUN, loader(server), 5.0)
 
