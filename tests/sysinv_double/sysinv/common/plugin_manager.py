@@ -82,5 +82,7 @@ class PluginManager:
             return next((p for p in plugins.values() if p.name == plugin_name), None)
         return plugins.get(plugin_name)
 
-    def get_subnamespace_relation_by_plugin_name(self, namespace: str, plugin_name: str) -> list[str]:
+    def get_subnamespace_relation_by_plugin_name(
+        self, namespace: str, plugin_name: str
+    ) -> list[str]:
         return self._subnamespace_plugins.get(namespace, {}).get(plugin_name, [])

@@ -143,7 +143,9 @@ class AppOperator:
 
     # --- FluxCD's part
 
-    def _chart_and_release(self, app: "AppOperator.Application", chart: str) -> tuple[str, str, str]:
+    def _chart_and_release(
+        self, app: "AppOperator.Application", chart: str
+    ) -> tuple[str, str, str]:
         """(chart archive, namespace, release name) of a chart, from the app's FluxCD manifests."""
         namespace = self._helm.get_helm_chart_namespaces_by_app(chart, app.name)[0]
         release = f"{namespace}-{chart}"
@@ -164,9 +166,7 @@ class AppOperator:
         chart = os.path.basename(overrides_file).removesuffix(".yaml")
         archive, namespace, release = self._chart_and_release(app, chart)
         values_files = []
-        static = os.path.join(
-            app.sync_fluxcd_manifest_dir, chart, f"{chart}-static-overrides.yaml"
-        )
+        static = os.path.join(app.sync_fluxcd_manifest_dir, chart, f"{chart}-static-overrides.yaml")
         if os.path.isfile(static):
             values_files.append(static)
         values_files.append(overrides_file)

@@ -134,9 +134,7 @@ class Connection:
         return [a for a in self.apps if a.status != constants.APP_INACTIVE_STATE]
 
     def kube_app_get_inactive(self, name: str, **kwargs: Any) -> list[KubeApp]:
-        return [
-            a for a in self.apps if a.name == name and a.status == constants.APP_INACTIVE_STATE
-        ]
+        return [a for a in self.apps if a.name == name and a.status == constants.APP_INACTIVE_STATE]
 
     # --- helm overrides
 
