@@ -173,7 +173,7 @@ class AppOperator:
         if self._in_sync(archive, namespace, release, values_files):
             return
         argv = [HELM, "upgrade", "--install", release, archive, "--namespace", namespace]
-        argv += ["--create-namespace", "--skip-crds"]
+        argv += ["--create-namespace"]
         for path in values_files:
             argv += ["--values", path]
         self.helm_runs.append(argv)
