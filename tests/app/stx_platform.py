@@ -28,6 +28,7 @@ from sysinv.helm.helm import HelmOperator
 from sysinv.helm.lifecycle_hook import LifecycleHookInfo
 
 from k8sapp_portieris.lifecycle import chart_render
+
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane, binaries
 from tests.fixtures.pki import TestCA
 
@@ -156,7 +157,12 @@ class Platform:
             self.dbapi.helm_override_update(self.app.id, "portieris", NS, {"user_overrides": text})
         except Exception:
             self.dbapi.helm_override_create(
-                {"app_id": self.app.id, "name": "portieris", "namespace": NS, "user_overrides": text}
+                {
+                    "app_id": self.app.id,
+                    "name": "portieris",
+                    "namespace": NS,
+                    "user_overrides": text,
+                }
             )
 
     def user_overrides_text(self) -> str | None:
@@ -180,7 +186,9 @@ class Platform:
     def apply(self) -> bool:
         return self.conductor().perform_app_apply(None, self.app)
 
-    def hook(self, mode: str, lifecycle_type: str, timing: str, operation: str, **extra: Any) -> None:
+    def hook(
+        self, mode: str, lifecycle_type: str, timing: str, operation: str, **extra: Any
+    ) -> None:
         hook_info = LifecycleHookInfo()
         hook_info.init(mode, lifecycle_type, timing, operation)
         hook_info.extra.update(extra)
@@ -245,9 +253,7 @@ def make_platform(
     )
     application = kube_app.AppOperator.Application(app)
     Path(application.inst_charts_dir).mkdir(parents=True)
-    (Path(application.inst_charts_dir) / chart_archive.name).write_bytes(
-        chart_archive.read_bytes()
-    )
+    (Path(application.inst_charts_dir) / chart_archive.name).write_bytes(chart_archive.read_bytes())
     # Cluster-wide leftovers of an earlier platform on the same cluster.
     plane.kubectl("delete", "clusterissuer", "system-local-ca", "--ignore-not-found")
     registry_auth = base64.b64encode(b"admin:registry-password").decode()

@@ -8,6 +8,7 @@ import pytest
 
 from k8sapp_portieris.common import certificates
 from k8sapp_portieris.common.errors import OverridesError
+
 from tests.fixtures.pki import TestCA
 
 

@@ -70,11 +70,23 @@ def test_good_user_overrides_have_no_problem() -> None:
     [
         ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, True),
         ({"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, False),
-        ({"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}}, False),
-        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}}, True),
+        (
+            {"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}},
+            False,
+        ),
+        (
+            {"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}},
+            True,
+        ),
         ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 0}}, True),
-        ({"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "0%"}}, True),
-        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "10%"}}, False),
+        (
+            {"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "0%"}},
+            True,
+        ),
+        (
+            {"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "10%"}},
+            False,
+        ),
         ({"replicaCount": 1, "podDisruptionBudget": {"enabled": False, "minAvailable": 1}}, False),
         ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": ""}}, False),
     ],

@@ -17,8 +17,6 @@ from sysinv.helm.lifecycle_base import AppLifecycleOperator
 
 from k8sapp_portieris.helm.portieris import PortierisHelm
 from k8sapp_portieris.lifecycle.lifecycle_portieris import PortierisAppLifecycleOperator
-from tests.e2e.controlplane import ControlPlane
-from tests.fixtures.pki import TestCA
 
 from .stx_platform import (
     CHART_DIR,
@@ -29,6 +27,8 @@ from .stx_platform import (
     package_chart,
     start_cluster,
 )
+from tests.e2e.controlplane import ControlPlane
+from tests.fixtures.pki import TestCA
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,9 @@ def test_simplex_example_overrides(simplex: Platform) -> None:
     assert values["UseCertManager"] is True
     assert values["certManagerIssuer"] == {"kind": "ClusterIssuer", "name": "system-local-ca"}
     assert values["platform"] == {
-        "trustedCACerts": pem(cas["Example Root CA"]) + pem(cas["system-local-ca"]) + pem(cas["Notary"]),
+        "trustedCACerts": pem(cas["Example Root CA"])
+        + pem(cas["system-local-ca"])
+        + pem(cas["Notary"]),
         "excludedNamespaces": [
             "ceph",
             "cert-manager",
@@ -164,8 +166,8 @@ def test_image_names_the_charts_image_and_version() -> None:
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     from k8sapp_portieris.common import constants
 
-    assert constants.IMAGE_REPOSITORY == values["image"]["repository"]
-    assert constants.IMAGE_TAG == chart["appVersion"]
+    assert values["image"]["repository"] == constants.IMAGE_REPOSITORY
+    assert chart["appVersion"] == constants.IMAGE_TAG
 
 
 # --- sysinv's plugin contract
@@ -178,7 +180,9 @@ def test_overrides_without_namespace_are_keyed_by_namespace(simplex: Platform) -
 
 
 def test_an_unknown_namespace_raises_invalid_helm_namespace(simplex: Platform) -> None:
-    with pytest.raises(exception.InvalidHelmNamespace, match=r"\(kube-system\) for chart portieris"):
+    with pytest.raises(
+        exception.InvalidHelmNamespace, match=r"\(kube-system\) for chart portieris"
+    ):
         simplex.helm.get_helm_chart_overrides("portieris", "kube-system", "portieris")
 
 
@@ -239,14 +243,14 @@ def test_failure_policy_is_ignore_while_updating_or_upgrading(
 def test_a_trusted_ca_that_is_not_a_ca_is_an_error_naming_it(platform: Platform) -> None:
     leaf = TestCA.create().issue("www.example.com")[0]
     platform.install_ssl_ca("ssl_ca_4242", leaf)
-    with pytest.raises(exception.SysinvException, match="ssl_ca_4242 .*is not a CA certificate"):
+    with pytest.raises(exception.SysinvException, match=r"ssl_ca_4242 .*is not a CA certificate"):
         platform.system_overrides()
 
 
 def test_a_trusted_ca_whose_file_is_missing_is_an_error(platform: Platform) -> None:
     platform.install_ssl_ca("ssl_ca_77", TestCA.create().cert_pem)
     (Path(sysinv_constants.SSL_CERT_CA_LIST_SHARED_DIR) / "ssl_ca_77").unlink()
-    with pytest.raises(exception.SysinvException, match="ssl_ca_77.*cannot read"):
+    with pytest.raises(exception.SysinvException, match=r"ssl_ca_77.*cannot read"):
         platform.system_overrides()
 
 
@@ -269,7 +273,7 @@ def test_a_bad_trusted_ca_cert_override_is_an_error_naming_it(
 def test_a_leaf_as_trusted_ca_cert_is_an_error(platform: Platform) -> None:
     leaf = TestCA.create().issue("notary.example.com")[0].decode()
     platform.set_user_overrides({"TrustedCACert": leaf})
-    with pytest.raises(exception.SysinvException, match="CN=notary.example.com.*not a CA"):
+    with pytest.raises(exception.SysinvException, match=r"CN=notary\.example\.com.*not a CA"):
         platform.system_overrides()
 
 

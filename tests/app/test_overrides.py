@@ -9,6 +9,7 @@ import pytest
 
 from k8sapp_portieris.common import constants, overrides
 from k8sapp_portieris.common.errors import OverridesError
+
 from tests.fixtures.pki import TestCA
 
 
@@ -96,7 +97,7 @@ def test_no_ca_at_all_is_an_empty_bundle() -> None:
 def test_a_bad_platform_certificate_is_an_error_naming_it(cas: dict[str, TestCA]) -> None:
     leaf = cas["ssl_ca"].issue("not-a-ca")[0].decode()
     facts = replace(SIMPLEX, trusted_ca_certs=(("trusted CA certificate 1f2e", leaf),))
-    with pytest.raises(OverridesError, match="trusted CA certificate 1f2e .* is not a CA"):
+    with pytest.raises(OverridesError, match=r"trusted CA certificate 1f2e .* is not a CA"):
         overrides.system_overrides(facts)
 
 
