@@ -98,6 +98,7 @@ class Platform:
     app: db_api.KubeApp
     cas: dict[str, TestCA] = field(default_factory=dict)
     _helm: HelmOperator | None = None
+    _conductor: ConductorManager | None = None
 
     # --- the platform
 
@@ -165,6 +166,10 @@ class Platform:
                 }
             )
 
+    @property
+    def helm_env(self) -> dict[str, str]:
+        return dict(kube_app.HELM_ENV)
+
     def user_overrides_text(self) -> str | None:
         return self.dbapi.helm_override_get(self.app.id, "portieris", NS).user_overrides
 
@@ -177,7 +182,9 @@ class Platform:
         return self._helm
 
     def conductor(self) -> ConductorManager:
-        return ConductorManager(self.dbapi, self.helm)
+        if self._conductor is None:
+            self._conductor = ConductorManager(self.dbapi, self.helm)
+        return self._conductor
 
     def system_overrides(self) -> dict[str, Any]:
         values: dict[str, Any] = self.helm.get_helm_chart_overrides("portieris", NS, "portieris")
