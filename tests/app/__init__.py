@@ -1,1 +1,0 @@
-"""Packaging tests: the helm chart, the container image recipe, the StarlingX app."""

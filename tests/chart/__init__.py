@@ -1,0 +1,1 @@
+"""Packaging tests: the helm chart, the container image recipe, the StarlingX app."""
