@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
-from portieris_webhook.errors import InvalidAdmissionReview, PortierisError, VerificationError
+from portieris_webhook.errors import PortierisError, UncheckableObject, VerificationError
 from portieris_webhook.images import parse_image
 from portieris_webhook.policy.matching import NoPolicy, PolicyMatch, find_policy
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, IMAGE_POLICY
@@ -60,12 +60,16 @@ class Enforcer:
 
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
+        """The answer to `request`; InvalidAdmissionReview if its object is malformed."""
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return self._allow(request, f"operation {request.operation} is not checked")
+        # A malformed pod spec raises InvalidAdmissionReview out of here (HTTP 400): only
+        # a document that did not come from an API server has one. A well-formed object
+        # that cannot be checked (a kind portieris does not know) is denied, saying why.
         try:
             workload = workload_kind(request.group, request.version, request.kind)
             spec = pod_spec(request.object, workload)
-        except InvalidAdmissionReview as exc:
+        except UncheckableObject as exc:
             return self._deny(request, str(exc), (), ("unsupported-object",))
         owner = await self._existing_owner(request, spec)
         if owner:
@@ -138,9 +142,9 @@ class Enforcer:
                 request, AdmissionResponse(request.uid, False, message), images, message, kinds
             )
         patch = tuple(
-            PatchOperation(container.pointer, decisions[container.image].patched_image or "")
-            for container in spec.images
-            if decisions[container.image].patched_image not in (None, container.image)
+            PatchOperation(item.pointer, decisions[item.image].patched_image or "")
+            for item in spec.images
+            if decisions[item.image].patched_image not in (None, item.image)
         )
         return Decision(
             request, AdmissionResponse(request.uid, True, patch=patch), images, "all images allowed"
