@@ -92,10 +92,8 @@ async def test_an_image_volume_is_denied_by_its_policy() -> None:
     obj = workload("Pod", spec_of("good/app:1", volumes=("bad/payload:1",)))
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False
-    assert (
-        "image bad/payload:1: simple: simple signing requirement 1 is 'reject'"
-        in (response["status"]["message"])
-    )
+    message = response["status"]["message"]
+    assert "image bad/payload:1: simple: simple signing requirement 1 is 'reject'" in message
 
 
 async def test_an_image_volume_no_policy_matches_is_denied() -> None:
@@ -103,10 +101,8 @@ async def test_an_image_volume_no_policy_matches_is_denied() -> None:
     obj = workload("Pod", spec_of("good/app:1", volumes=("elsewhere/payload:1",)))
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False
-    assert (
-        "image elsewhere/payload:1: no ClusterImagePolicy matches"
-        in (response["status"]["message"])
-    )
+    message = response["status"]["message"]
+    assert "image elsewhere/payload:1: no ClusterImagePolicy matches" in message
 
 
 @pytest.mark.parametrize("kind", ["Pod", "Deployment", "CronJob"])
@@ -129,9 +125,7 @@ async def test_an_image_volume_is_pinned_to_the_verified_digest(kind: str) -> No
     ]
 
 
-async def test_an_image_named_by_a_container_and_a_volume_is_verified_once_and_pinned_twice() -> (
-    None
-):
+async def test_an_image_in_a_container_and_a_volume_is_verified_once_and_pinned_twice():
     enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
     obj = workload("Pod", spec_of("reg.io/app:1", volumes=("reg.io/app:1",)))
     response = await decide(enforcer, obj)
@@ -148,9 +142,8 @@ async def test_an_image_volume_without_a_reference_is_denied_saying_why() -> Non
     obj["spec"]["volumes"] = [{"name": "data", "image": {"pullPolicy": "Always"}}]
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False
-    assert (
-        "volumes[0] (data) is an image volume with no reference" in (response["status"]["message"])
-    )
+    message = response["status"]["message"]
+    assert "spec.volumes[0] (data) is an image volume with no reference" in message
 
 
 # --- owners vouch only for images in their own template, volumes included ----------------
