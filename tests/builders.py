@@ -24,6 +24,7 @@ def pod_spec(
     *images: str,
     init: tuple[str, ...] = (),
     ephemeral: tuple[str, ...] = (),
+    volumes: tuple[str, ...] = (),
     pull_secrets: tuple[str, ...] = (),
     service_account: str | None = None,
 ) -> dict[str, Any]:
@@ -35,6 +36,11 @@ def pod_spec(
     if ephemeral:
         spec["ephemeralContainers"] = [
             {"name": f"e{i}", "image": image} for i, image in enumerate(ephemeral)
+        ]
+    if volumes:
+        spec["volumes"] = [
+            {"name": f"v{i}", "image": {"reference": image, "pullPolicy": "IfNotPresent"}}
+            for i, image in enumerate(volumes)
         ]
     if pull_secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in pull_secrets]

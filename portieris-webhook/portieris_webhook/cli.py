@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from portieris_webhook import __version__, config
 from portieris_webhook.admission.review import parse_review
-from portieris_webhook.admission.workloads import ContainerImage, PodSpec
+from portieris_webhook.admission.workloads import PodImage, PodSpec
 from portieris_webhook.app import enforcer_for
 from portieris_webhook.errors import PortierisError
 from portieris_webhook.kube import cluster_state
@@ -97,7 +97,7 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
     state = _offline_state(conf)
     spec = PodSpec(
         "/spec",
-        (ContainerImage("containers", 0, "image", conf.image, "/spec/containers/0/image"),),
+        (PodImage("containers", 0, "image", conf.image, "/spec/containers/0/image"),),
         tuple(conf.pull_secret),
         conf.service_account,
     )

@@ -13,10 +13,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from portieris_webhook import outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
-from portieris_webhook.errors import InvalidAdmissionReview, PortierisError, VerificationError
+from portieris_webhook.errors import PortierisError, UncheckableObject, VerificationError
 from portieris_webhook.images import parse_image
+from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.policy.matching import NoPolicy, PolicyMatch, find_policy
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, IMAGE_POLICY
 from portieris_webhook.registry.credentials import pull_secret_names
@@ -60,12 +62,16 @@ class Enforcer:
 
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
+        """The answer to `request`; InvalidAdmissionReview if its object is malformed."""
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return self._allow(request, f"operation {request.operation} is not checked")
+        # A malformed pod spec raises InvalidAdmissionReview out of here (HTTP 400): only
+        # a document that did not come from an API server has one. A well-formed object
+        # that cannot be checked (a kind portieris does not know) is denied, saying why.
         try:
             workload = workload_kind(request.group, request.version, request.kind)
             spec = pod_spec(request.object, workload)
-        except InvalidAdmissionReview as exc:
+        except UncheckableObject as exc:
             return self._deny(request, str(exc), (), ("unsupported-object",))
         owner = await self._existing_owner(request, spec)
         if owner:
@@ -138,9 +144,9 @@ class Enforcer:
                 request, AdmissionResponse(request.uid, False, message), images, message, kinds
             )
         patch = tuple(
-            PatchOperation(container.pointer, decisions[container.image].patched_image or "")
-            for container in spec.images
-            if decisions[container.image].patched_image not in (None, container.image)
+            PatchOperation(item.pointer, decisions[item.image].patched_image or "")
+            for item in spec.images
+            if decisions[item.image].patched_image not in (None, item.image)
         )
         return Decision(
             request, AdmissionResponse(request.uid, True, patch=patch), images, "all images allowed"
@@ -182,8 +188,19 @@ class Enforcer:
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.verify_timeout
+        request_reads = ReadBudget(REQUEST_READ_BYTES, "one admission request")
+        waiting = {image: outbound.Waiting() for image in distinct}
         tasks = {
-            image: asyncio.ensure_future(self.evaluate_image(image, namespace, secrets, deadline))
+            image: asyncio.ensure_future(
+                self._tracked(
+                    waiting[image],
+                    image,
+                    namespace,
+                    secrets,
+                    deadline,
+                    request_reads.child(IMAGE_READ_BYTES, f"image {image}"),
+                )
+            )
             for image in distinct
         }
         done, pending = await asyncio.wait(tasks.values(), timeout=self.settings.verify_timeout)
@@ -195,14 +212,27 @@ class Enforcer:
                 results[image] = task.result()
             else:
                 results[image] = ImageDecision(
-                    image,
-                    False,
-                    reasons=(
-                        f"verification did not finish within {self.settings.verify_timeout:g}s",
-                    ),
-                    reason_kind="timeout",
+                    image, False, reasons=(self._unfinished(waiting[image]),), reason_kind="timeout"
                 )
         return results
+
+    async def _tracked(
+        self,
+        waiting: outbound.Waiting,
+        image: str,
+        namespace: str,
+        secrets: tuple[str, ...],
+        deadline: float,
+        reads: ReadBudget,
+    ) -> ImageDecision:
+        """evaluate_image, its outbound calls recorded in `waiting` (runs in the image's task)."""
+        outbound.record_into(waiting)
+        return await self.evaluate_image(image, namespace, secrets, deadline, reads)
+
+    def _unfinished(self, waiting: outbound.Waiting) -> str:
+        message = f"verification did not finish within {self.settings.verify_timeout:g}s"
+        pending = waiting.describe()
+        return f"{message}; it was waiting for {pending}" if pending else message
 
     def select_policy(self, image: str, namespace: str) -> PolicyMatch:
         """The policy for `image` in `namespace`, or VerificationError saying why there is none."""
@@ -223,7 +253,12 @@ class Enforcer:
         return found
 
     async def evaluate_image(
-        self, image: str, namespace: str, pull_secrets: tuple[str, ...], deadline: float
+        self,
+        image: str,
+        namespace: str,
+        pull_secrets: tuple[str, ...],
+        deadline: float,
+        reads: ReadBudget | None = None,
     ) -> ImageDecision:
         try:
             reference = parse_image(image)
@@ -251,7 +286,9 @@ class Enforcer:
             return ImageDecision(
                 image, False, policy_name, reasons=reasons, reason_kind="verifier-missing"
             )
-        check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline)
+        if reads is None:
+            reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
+        check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline, reads)
         active = [v for _, v in sorted(self.verifiers.items()) if v.applies(match.policy)]
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
         return self._combine(image, reference.digest, match, active, outcomes)

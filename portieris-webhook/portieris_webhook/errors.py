@@ -39,3 +39,8 @@ class SecretError(VerificationError):
 
 class RemoteError(VerificationError):
     """A registry, notary server or signature store failed to answer usefully."""
+
+
+class UncheckableObject(PortierisError):
+    """A well-formed object portieris cannot check (a kind it does not know, a container
+    without an image): denied with the reason, unlike a malformed one (HTTP 400)."""

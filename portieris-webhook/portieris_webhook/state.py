@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from portieris_webhook.admission.workloads import pod_spec, workload_kind
-from portieris_webhook.errors import InvalidAdmissionReview, InvalidPolicy, ManifestError
+from portieris_webhook.errors import (
+    InvalidAdmissionReview,
+    InvalidPolicy,
+    ManifestError,
+    UncheckableObject,
+)
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
@@ -208,14 +213,15 @@ class MemoryState:
 
 
 def template_images(obj: Mapping[str, Any], owner: OwnerRef) -> frozenset[str] | None:
-    """Images of `obj`'s pod template if `obj` is the owner `owner` names (kind and uid)."""
+    """Every image `obj`'s pod template names (containers and image volumes) if `obj` is the
+    owner `owner` names (kind and uid); None if it is not, or its template cannot be read."""
     meta = obj.get("metadata") or {}
     if obj.get("kind") != owner.kind or not owner.uid or meta.get("uid") != owner.uid:
         return None
     version = owner.api_version.rpartition("/")[2]
     try:
         spec = pod_spec(obj, workload_kind(owner.group, version, owner.kind))
-    except InvalidAdmissionReview:
+    except (InvalidAdmissionReview, UncheckableObject):
         return None
     return frozenset(c.image for c in spec.images)
 

@@ -10,13 +10,14 @@ import abc
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from stevedore import ExtensionManager
 
 from portieris_webhook.http import HttpClient
 from portieris_webhook.images import ImageReference
+from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
@@ -35,6 +36,8 @@ class ImageCheck:
     pull_secrets: tuple[str, ...]
     deadline: float
     """Absolute event-loop time by which the answer is due."""
+    reads: ReadBudget = field(default_factory=lambda: ReadBudget(IMAGE_READ_BYTES, "one image"))
+    """Bytes registries and signature stores may still send for this image."""
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())

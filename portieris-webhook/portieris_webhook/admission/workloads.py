@@ -1,4 +1,4 @@
-"""Where each workload kind keeps its pod spec, and which images it runs."""
+"""Where each workload kind keeps its pod spec, and every image it names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,16 @@ OWNER_KINDS = frozenset(
 )
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+"""Pod spec fields holding containers, each naming its image in `image`.
+
+With `volumes[].image.reference` (image volumes) these are every field of a pod spec
+that names something the kubelet pulls (k8s.io/api core/v1 PodSpec, Kubernetes 1.35).
+"""
 
 
 @dataclass(frozen=True)
-class ContainerImage:
-    """One container's image and the JSON pointer of its `image` field."""
+class PodImage:
+    """One place in a pod spec that names an image, and the JSON pointer of that string."""
 
     field: str
     index: int
@@ -61,7 +66,7 @@ class ContainerImage:
 @dataclass(frozen=True)
 class PodSpec:
     pointer: str
-    images: tuple[ContainerImage, ...]
+    images: tuple[PodImage, ...]
     image_pull_secrets: tuple[str, ...]
     service_account: str | None
 
@@ -70,59 +75,110 @@ def workload_kind(group: str, version: str, kind: str) -> WorkloadKind:
     found = _BY_GROUP_KIND.get((group, kind))
     gvk = f"{group + '/' if group else ''}{version}, Kind={kind}"
     if found is None:
-        raise InvalidAdmissionReview(
+        raise UncheckableObject(
             f"{gvk} is not a workload portieris checks; supported kinds: "
             + ", ".join(w.kind for w in WORKLOAD_KINDS)
         )
     if version not in found.versions:
-        raise InvalidAdmissionReview(
+        raise UncheckableObject(
             f"{gvk}: version {version} is not supported (use {', '.join(found.versions)})"
         )
     return found
 
 
 def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
-    """Find the pod spec of `obj` and every container image in it."""
+    """Find the pod spec of `obj` and every image it names.
+
+    A value of the wrong JSON type (a list, object or string in the Kubernetes schema
+    that is something else here) means the document did not come from an API server:
+    InvalidAdmissionReview. A well-typed spec that does not name an image where one is
+    needed: UncheckableObject.
+    """
+    path = ".".join(workload.pod_spec_path)
     node: Any = obj
     for step in workload.pod_spec_path:
         node = node.get(step) if isinstance(node, Mapping) else None
         if node is None:
-            raise InvalidAdmissionReview(
-                f"{workload.kind} has no {'.'.join(workload.pod_spec_path)}"
-            )
-    if not isinstance(node, Mapping):
-        raise InvalidAdmissionReview(
-            f"{workload.kind}: {'.'.join(workload.pod_spec_path)} is not an object"
+            raise InvalidAdmissionReview(f"{workload.kind} has no {path}")
+    reader = _SpecReader(f"{workload.kind}: {path}", "/" + "/".join(workload.pod_spec_path))
+    spec = reader.mapping(node, "")
+    images = [image for field in CONTAINER_FIELDS for image in reader.container_images(spec, field)]
+    images.extend(reader.volume_images(spec))
+    account = reader.string(spec, "serviceAccountName") or reader.string(spec, "serviceAccount")
+    return PodSpec(reader.pointer, tuple(images), reader.pull_secrets(spec), account or None)
+
+
+@dataclass(frozen=True)
+class _SpecReader:
+    """Reads a pod spec, checking the JSON type of every field it uses.
+
+    `where` starts every message (`Deployment: spec.template.spec`), `pointer` every
+    JSON pointer (`/spec/template/spec`).
+    """
+
+    where: str
+    pointer: str
+
+    def _invalid(self, field: str, what: str) -> InvalidAdmissionReview:
+        return InvalidAdmissionReview(f"{self.where}{'.' if field else ''}{field} is not {what}")
+
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self._invalid(field, "an object")
+        return value
+
+    def objects(self, data: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
+        """The objects of the list `data[field]`; none when it is absent or null."""
+        value = data.get(field)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._invalid(field, "a list")
+        return [self.mapping(item, f"{field}[{index}]") for index, item in enumerate(value)]
+
+    def string(self, data: Mapping[str, Any], key: str, field: str = "") -> str:
+        """`data[key]`, which must be a string; "" when absent or null."""
+        value = data.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self._invalid(f"{field}.{key}" if field else key, "a string")
+        return value
+
+    def container_images(self, spec: Mapping[str, Any], field: str) -> list[PodImage]:
+        found = []
+        for index, container in enumerate(self.objects(spec, field)):
+            where = f"{field}[{index}]"
+            name = self.string(container, "name", where)
+            image = self.string(container, "image", where)
+            if not image:
+                raise UncheckableObject(f"{self.where}.{where} ({name}) has no image")
+            pointer = f"{self.pointer}/{field}/{index}/image"
+            found.append(PodImage(field, index, name, image, pointer))
+        return found
+
+    def volume_images(self, spec: Mapping[str, Any]) -> list[PodImage]:
+        found = []
+        for index, volume in enumerate(self.objects(spec, "volumes")):
+            where = f"volumes[{index}]"
+            name = self.string(volume, "name", where)
+            if volume.get("image") is None:
+                continue
+            source = self.mapping(volume["image"], f"{where}.image")
+            reference = self.string(source, "reference", f"{where}.image")
+            if not reference:
+                # A pod template may leave it for a tool to fill in later, but what the
+                # pods would pull cannot be checked before it is named.
+                raise UncheckableObject(
+                    f"{self.where}.{where} ({name}) is an image volume with no reference"
+                )
+            pointer = f"{self.pointer}/volumes/{index}/image/reference"
+            found.append(PodImage("volumes", index, name, reference, pointer))
+        return found
+
+    def pull_secrets(self, spec: Mapping[str, Any]) -> tuple[str, ...]:
+        names = (
+            self.string(ref, "name", f"imagePullSecrets[{index}]")
+            for index, ref in enumerate(self.objects(spec, "imagePullSecrets"))
         )
-    pointer = "/" + "/".join(workload.pod_spec_path)
-    images: list[ContainerImage] = []
-    for field in CONTAINER_FIELDS:
-        containers = node.get(field)
-        if containers is None:
-            continue
-        if not isinstance(containers, list):
-            raise InvalidAdmissionReview(f"{workload.kind}: {field} is not a list")
-        for index, container in enumerate(containers):
-            if not isinstance(container, Mapping):
-                raise InvalidAdmissionReview(f"{workload.kind}: {field}[{index}] is not an object")
-            image = container.get("image")
-            if not isinstance(image, str):
-                raise InvalidAdmissionReview(
-                    f"{workload.kind}: {field}[{index}] ({container.get('name')}) has no image"
-                )
-            images.append(
-                ContainerImage(
-                    field,
-                    index,
-                    str(container.get("name") or ""),
-                    image,
-                    f"{pointer}/{field}/{index}/image",
-                )
-            )
-    secrets = tuple(
-        str(ref["name"])
-        for ref in node.get("imagePullSecrets") or []
-        if isinstance(ref, Mapping) and ref.get("name")
-    )
-    account = node.get("serviceAccountName") or node.get("serviceAccount")
-    return PodSpec(pointer, tuple(images), secrets, str(account) if account else None)
+        return tuple(name for name in names if name)

@@ -23,11 +23,17 @@ import aiohttp
 
 from portieris_webhook.errors import RemoteError
 from portieris_webhook.http import HttpClient
+from portieris_webhook.outbound import ReadBudget, waiting_for
 from portieris_webhook.registry.credentials import RegistryCredential
 
 LOG = logging.getLogger(__name__)
 DEFAULT_TOKEN_LIFETIME = 60.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_TOKEN_BYTES = 256 * 1024
+"""A token answer is a small JSON document (a JWT is a few KiB)."""
+MAX_ERROR_BODY_BYTES = 16 * 1024
+"""Of an answer other than 200 only this much is read (then dropped: nothing uses it), so
+a short one leaves the connection reusable and a long one costs no more than this."""
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
@@ -89,14 +95,21 @@ class AuthenticatedClient:
         timeout: float,
         max_bytes: int = MAX_BODY_BYTES,
         basic_auth: tuple[str, str] | None = None,
+        budget: ReadBudget | None = None,
     ) -> Response:
-        """GET `url`, authenticating as the server asks. Raises RemoteError on transport failure."""
+        """GET `url`, authenticating as the server asks. Raises RemoteError on transport failure.
+
+        At most `max_bytes` of a 200 answer are read, and every byte received (token
+        answers included) is charged to `budget` when one is given: past either limit,
+        reading stops with a RemoteError naming the limit and the server.
+        """
         base = dict(headers or {})
         if basic_auth:
             base["Authorization"] = basic_authorization(*basic_auth)
-        first = await self._remembered_attempt(url, base, credentials, timeout, max_bytes)
+        limits = _Limits(max_bytes, budget)
+        first = await self._remembered_attempt(url, base, credentials, timeout, limits)
         if first is None:
-            first = await self._fetch(url, base, timeout, max_bytes)
+            first = await self._fetch(url, base, timeout, limits)
         if first.status != 401:
             return first
         challenge = parse_challenge(first.headers.get("WWW-Authenticate", ""))
@@ -105,10 +118,10 @@ class AuthenticatedClient:
         attempts: Sequence[RegistryCredential | None] = list(credentials) or [None]
         last = first
         for credential in attempts:
-            auth = await self._authorization(challenge, credential, timeout, url)
+            auth = await self._authorization(challenge, credential, timeout, url, budget)
             if auth is None:
                 continue
-            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
+            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, limits)
             if last.status != 401:
                 if "Authorization" not in base:
                     self._remembered[_directory(url)] = (challenge, credential)
@@ -121,7 +134,7 @@ class AuthenticatedClient:
         base: Mapping[str, str],
         credentials: Sequence[RegistryCredential],
         timeout: float,
-        max_bytes: int,
+        limits: _Limits,
     ) -> Response | None:
         """Go straight to the token/credential that worked here before, if it is still ours."""
         if "Authorization" in base:
@@ -132,10 +145,10 @@ class AuthenticatedClient:
         challenge, credential = remembered
         if credential is not None and credential not in credentials:
             return None
-        auth = await self._authorization(challenge, credential, timeout, url)
+        auth = await self._authorization(challenge, credential, timeout, url, limits.budget)
         if auth is None:
             return None
-        return await self._fetch(url, {**base, "Authorization": auth}, timeout, max_bytes)
+        return await self._fetch(url, {**base, "Authorization": auth}, timeout, limits)
 
     async def _authorization(
         self,
@@ -143,6 +156,7 @@ class AuthenticatedClient:
         credential: RegistryCredential | None,
         timeout: float,
         url: str,
+        budget: ReadBudget | None,
     ) -> str | None:
         if challenge.scheme == "basic":
             if credential is None:
@@ -150,7 +164,7 @@ class AuthenticatedClient:
             return basic_authorization(credential.username, credential.password)
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             return None
-        token = await self._token(challenge.params, credential, timeout, _origin(url))
+        token = await self._token(challenge.params, credential, timeout, _origin(url), budget)
         return f"Bearer {token}" if token else None
 
     async def _token(
@@ -159,6 +173,7 @@ class AuthenticatedClient:
         credential: RegistryCredential | None,
         timeout: float,
         origin: str,
+        budget: ReadBudget | None,
     ) -> str | None:
         """A bearer token for `origin` from the realm it named.
 
@@ -179,7 +194,7 @@ class AuthenticatedClient:
         if credential is not None:
             headers["Authorization"] = basic_authorization(credential.username, credential.password)
         url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
-        response = await self._fetch(url, headers, timeout, 1024 * 1024)
+        response = await self._fetch(url, headers, timeout, _Limits(MAX_TOKEN_BYTES, budget))
         if response.status != 200:
             return None
         try:
@@ -199,20 +214,17 @@ class AuthenticatedClient:
         url: str,
         headers: Mapping[str, str],
         timeout: float,
-        max_bytes: int,
+        limits: _Limits,
     ) -> Response:
         host = urlsplit(url).netloc
         try:
-            async with asyncio.timeout(timeout):
-                async with self.http.session.get(
-                    url, headers=headers, allow_redirects=True
-                ) as resp:
-                    body = await _read_body(resp, max_bytes + 1)
-                    if len(body) > max_bytes:
-                        raise RemoteError(
-                            f"{host}: response from {url} is larger than {max_bytes} bytes"
-                        )
-                    return Response(str(resp.url), resp.status, dict(resp.headers), body)
+            with waiting_for(host, url):
+                async with asyncio.timeout(timeout):
+                    async with self.http.session.get(
+                        url, headers=headers, allow_redirects=True
+                    ) as resp:
+                        body = await _read_body(resp, limits, host)
+                        return Response(str(resp.url), resp.status, dict(resp.headers), body)
         except TimeoutError as exc:
             raise RemoteError(f"{host}: no answer within {timeout:g}s") from exc
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -226,14 +238,49 @@ class AuthenticatedClient:
             raise RemoteError(f"{host}: cannot reach server: {exc}") from exc
 
 
-async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to `limit` bytes of the body; StreamReader.read(n) may return less than is coming."""
+@dataclass(frozen=True)
+class _Limits:
+    """How much of one answer may be read, and the budget every byte is charged to."""
+
+    max_bytes: int
+    budget: ReadBudget | None
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limits: _Limits, host: str) -> bytes:
+    """The body of a 200 answer, read chunk by chunk and never past a limit.
+
+    Of any other answer at most MAX_ERROR_BODY_BYTES are read and dropped.
+    """
+    where = f"{host} (GET {resp.url})"
+    if resp.status != 200:
+        await _drain(resp, min(MAX_ERROR_BODY_BYTES, limits.max_bytes), limits.budget, where)
+        return b""
+    if resp.content_length is not None and resp.content_length > limits.max_bytes:
+        raise _too_large(where, limits.max_bytes, resp.content_length)
     chunks: list[bytes] = []
     size = 0
-    while size < limit:
-        chunk = await resp.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
+    while chunk := await resp.content.read(min(64 * 1024, limits.max_bytes + 1 - size)):
         size += len(chunk)
+        if size > limits.max_bytes:
+            raise _too_large(where, limits.max_bytes)
+        if limits.budget is not None:
+            limits.budget.charge(len(chunk), where)
+        chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _drain(
+    resp: aiohttp.ClientResponse, limit: int, budget: ReadBudget | None, where: str
+) -> None:
+    size = 0
+    while size < limit and (chunk := await resp.content.read(limit - size)):
+        size += len(chunk)
+        if budget is not None:
+            budget.charge(len(chunk), where)
+
+
+def _too_large(where: str, limit: int, declared: int | None = None) -> RemoteError:
+    said = f" (it declares {declared} bytes)" if declared is not None else ""
+    return RemoteError(
+        f"{where}: the answer is larger than {limit} bytes, the most portieris reads for it{said}"
+    )

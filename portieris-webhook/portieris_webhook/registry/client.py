@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from portieris_webhook.errors import RemoteError, VerificationError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
+from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient, Response
 from portieris_webhook.registry.credentials import RegistryCredential
 
@@ -26,6 +27,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPES = (DOCKER_MANIFEST_V2, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX)
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+"""The most a registry accepts for a manifest (distribution's limit; containers/image's too)."""
 # Docker Hub's registry API lives on another host than the name users write.
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 DIGEST_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
@@ -87,8 +89,12 @@ class RegistryClient:
         *,
         credentials: Sequence[RegistryCredential] = (),
         timeout: float,
+        budget: ReadBudget | None = None,
     ) -> ResolvedManifest:
-        """The manifest `image` names: by digest if it has one, else by its (effective) tag."""
+        """The manifest `image` names: by digest if it has one, else by its (effective) tag.
+
+        At most MAX_MANIFEST_BYTES are read, each byte charged to `budget`.
+        """
         reference = image.digest or image.effective_tag or "latest"
         url = manifest_url(image, reference)
         response = await self.auth.get(
@@ -97,6 +103,7 @@ class RegistryClient:
             headers={"Accept": ACCEPT_MANIFESTS},
             timeout=timeout,
             max_bytes=MAX_MANIFEST_BYTES,
+            budget=budget,
         )
         where = f"{image.repository}:{reference}" if not image.digest else image.normalised
         _raise_for_status(response, where, credentials)

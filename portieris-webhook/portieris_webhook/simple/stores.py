@@ -22,13 +22,18 @@ from dataclasses import dataclass
 
 from portieris_webhook.errors import RemoteError
 from portieris_webhook.images import ImageReference
+from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import api_base
 from portieris_webhook.registry.credentials import RegistryCredential
 
-MAX_SIGNATURE_BYTES = 4 * 1024 * 1024
-MAX_SIGNATURE_LIST_BYTES = 8 * 1024 * 1024
-MAX_SIGNATURES = 64
+MAX_SIGNATURE_BYTES = 64 * 1024
+"""A simple signature is an OpenPGP message of about a KiB; this leaves room for long names."""
+MAX_SIGNATURES = 16
+"""Signatures read per image. A store that has more is refused rather than cut short (the
+one that counts could be among those left out), and each costs a GnuPG run per requirement."""
+MAX_SIGNATURE_LIST_BYTES = 2 * 1024 * 1024
+"""An extension API answer: MAX_SIGNATURES signatures of MAX_SIGNATURE_BYTES in base64, and room."""
 EXTENSION_SIGNATURE_VERSION = 2
 EXTENSION_SIGNATURE_TYPE = "atomic"
 
@@ -47,8 +52,10 @@ class SignatureStore(abc.ABC):
 
     @abc.abstractmethod
     async def signatures(
-        self, image: ImageReference, digest: str, *, timeout: float
-    ) -> list[bytes]: ...
+        self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None
+    ) -> list[bytes]:
+        """Every signature of `digest` (at most MAX_SIGNATURES of MAX_SIGNATURE_BYTES each,
+        each byte charged to `budget`); RemoteError when the store has more or larger ones."""
 
     @abc.abstractmethod
     def describe(self) -> str: ...
@@ -70,14 +77,18 @@ class LookasideStore(SignatureStore):
         return f"{self.url}/{image.path}@{algorithm}={hexpart}/signature-{index}"
 
     async def signatures(
-        self, image: ImageReference, digest: str, *, timeout: float
+        self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None
     ) -> list[bytes]:
         basic = (self.credentials.username, self.credentials.password) if self.credentials else None
         found: list[bytes] = []
-        for index in range(1, MAX_SIGNATURES + 1):
+        for index in range(1, MAX_SIGNATURES + 2):
             url = self.signature_url(image, digest, index)
             response = await self.client.get(
-                url, timeout=timeout, max_bytes=MAX_SIGNATURE_BYTES, basic_auth=basic
+                url,
+                timeout=timeout,
+                max_bytes=MAX_SIGNATURE_BYTES,
+                basic_auth=basic,
+                budget=budget,
             )
             if response.status == 404:
                 return found
@@ -88,6 +99,11 @@ class LookasideStore(SignatureStore):
                 )
             if response.status != 200:
                 raise RemoteError(f"{self.describe()} answered HTTP {response.status} for {url}")
+            if index > MAX_SIGNATURES:
+                raise RemoteError(
+                    f"{self.describe()} has more than {MAX_SIGNATURES} signatures for {digest}, "
+                    f"the most portieris reads for an image"
+                )
             found.append(response.body)
         return found
 
@@ -107,7 +123,7 @@ class RegistryExtensionStore(SignatureStore):
         return f"{api_base(image.domain)}/extensions/v2/{image.path}/signatures/{digest}"
 
     async def signatures(
-        self, image: ImageReference, digest: str, *, timeout: float
+        self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None
     ) -> list[bytes]:
         url = self.signatures_url(image, digest)
         response = await self.client.get(
@@ -115,6 +131,7 @@ class RegistryExtensionStore(SignatureStore):
             credentials=self.credentials,
             timeout=timeout,
             max_bytes=MAX_SIGNATURE_LIST_BYTES,
+            budget=budget,
         )
         if response.status == 404:
             raise RemoteError(
@@ -130,7 +147,7 @@ def parse_signature_list(body: bytes, url: str) -> list[bytes]:
     """The atomic (version 2) signatures of an extension API answer."""
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RemoteError(f"{url}: signature list is not JSON") from exc
     entries = document.get("signatures") if isinstance(document, dict) else None
     if entries is None:
@@ -145,8 +162,19 @@ def parse_signature_list(body: bytes, url: str) -> list[bytes]:
             continue
         if entry.get("type") != EXTENSION_SIGNATURE_TYPE:
             continue
+        if len(found) == MAX_SIGNATURES:
+            raise RemoteError(
+                f"{url}: the signature list has more than {MAX_SIGNATURES} signatures, "
+                "the most portieris reads for an image"
+            )
         try:
-            found.append(base64.b64decode(str(entry.get("content") or ""), validate=True))
+            signature = base64.b64decode(str(entry.get("content") or ""), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise RemoteError(f"{url}: signature content is not base64") from exc
-    return found[:MAX_SIGNATURES]
+        if len(signature) > MAX_SIGNATURE_BYTES:
+            raise RemoteError(
+                f"{url}: signature {len(found) + 1} is larger than {MAX_SIGNATURE_BYTES} bytes, "
+                "the most portieris reads for a signature"
+            )
+        found.append(signature)
+    return found

@@ -108,10 +108,10 @@ class SimpleVerifier(Verifier):
         store = self._store(check, credentials)
         loaded = await asyncio.gather(*(self._load(check, i, r) for i, r in signed_by))
         manifest = await self.registry.resolve(
-            check.image, credentials=credentials, timeout=self._timeout(check)
+            check.image, credentials=credentials, timeout=self._timeout(check), budget=check.reads
         )
         signatures = await store.signatures(
-            check.image, manifest.digest, timeout=self._timeout(check)
+            check.image, manifest.digest, timeout=self._timeout(check), budget=check.reads
         )
         intended = intended_reference(check.image)
         outcomes = await asyncio.gather(
