@@ -61,7 +61,10 @@ async def test_an_endless_document_is_denied_at_the_limit_of_its_kind(
 
     limit = ReadLimits().of(role)
     assert not decision.response.allowed
-    assert f"/_trust/tuf/{role}.json is larger than {limit} bytes" in decision.response.message
+    assert (
+        f"/_trust/tuf/{role}.json): the answer is larger than {limit} bytes"
+        in decision.response.message
+    )
     # What the proxy handed to its socket: the limit, plus at most what socket buffers hold.
     assert proxy.endless_sent <= limit + SOCKET_BUFFERS < ENDLESS_BYTES
 
@@ -81,6 +84,6 @@ async def test_a_document_whose_length_is_recorded_is_cut_off_at_exactly_that_le
     assert first.response.allowed, first.summary
     assert not second.response.allowed
     assert (
-        f"/_trust/tuf/targets/releases.json is larger than {recorded} bytes"
+        f"/_trust/tuf/targets/releases.json): the answer is larger than {recorded} bytes"
         in second.response.message
     )
