@@ -18,6 +18,7 @@ from portieris_webhook.errors import RemoteError, VerificationError
 from portieris_webhook.http import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
+from portieris_webhook.registry import auth as auth_module
 from portieris_webhook.registry.auth import MAX_TOKEN_BYTES, AuthenticatedClient
 from portieris_webhook.registry.client import MAX_MANIFEST_BYTES, RegistryClient
 from portieris_webhook.simple.stores import (
@@ -311,3 +312,34 @@ async def test_an_extension_api_list_over_the_limit_is_refused(
     assert not decision.allowed
     assert f"larger than {MAX_SIGNATURE_LIST_BYTES} bytes" in decision.reasons[0]
     assert f"{host} (GET https://{host}/extensions/v2/" in decision.reasons[0]
+
+
+async def test_tokens_and_challenges_are_remembered_for_a_bounded_number_of_repositories(
+    test_ca_file, tls_serve, monkeypatch
+) -> None:
+    monkeypatch.setattr(auth_module, "MAX_REMEMBERED", 8)
+
+    async def manifest(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer t":
+            scope = f"repository:{request.match_info['repo']}:pull"
+            challenge = f'Bearer realm="https://{request.host}/token",service="s",scope="{scope}"'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        return web.Response(body=b"{}", content_type=OCI_MANIFEST)
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"token": "t", "expires_in": 300})
+
+    http = HttpClient(str(test_ca_file))
+    auth = AuthenticatedClient(http)
+    app = routes_app({"/v2/{repo:.+}/manifests/{ref}": manifest, "/token": token})
+    try:
+        async with tls_serve(app) as host:
+            for n in range(30):
+                resolved = await RegistryClient(auth).resolve(
+                    parse_image(f"{host}/team/app{n}:v1"), timeout=30
+                )
+                assert resolved.body == b"{}"
+    finally:
+        await http.close()
+    assert len(auth._tokens) == 8
+    assert len(auth._remembered) == 8

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.errors import RemoteError
 from portieris_webhook.http import HttpClient
 from portieris_webhook.outbound import ReadBudget, waiting_for
@@ -34,6 +35,9 @@ MAX_TOKEN_BYTES = 256 * 1024
 MAX_ERROR_BODY_BYTES = 16 * 1024
 """Of an answer other than 200 only this much is read (then dropped: nothing uses it), so
 a short one leaves the connection reusable and a long one costs no more than this."""
+MAX_REMEMBERED = 1024
+"""Tokens and remembered challenges kept per client (each a few hundred bytes), least
+recently used dropped first, so naming new repositories cannot grow memory without bound."""
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
@@ -79,12 +83,14 @@ def basic_authorization(username: str, password: str) -> str:
 class AuthenticatedClient:
     def __init__(self, http: HttpClient) -> None:
         self.http = http
-        self._tokens: dict[
+        self._tokens: BoundedDict[
             tuple[str, str, str, str, RegistryCredential | None], tuple[str, float]
-        ] = {}
+        ] = BoundedDict(MAX_REMEMBERED)
         # URL "directory" -> the challenge it answered with and the credential that passed it,
         # so later requests there skip the anonymous round trip that only fetches a 401.
-        self._remembered: dict[str, tuple[Challenge, RegistryCredential | None]] = {}
+        self._remembered: BoundedDict[str, tuple[Challenge, RegistryCredential | None]] = (
+            BoundedDict(MAX_REMEMBERED)
+        )
 
     async def get(
         self,
@@ -124,7 +130,7 @@ class AuthenticatedClient:
             last = await self._fetch(url, {**base, "Authorization": auth}, timeout, limits)
             if last.status != 401:
                 if "Authorization" not in base:
-                    self._remembered[_directory(url)] = (challenge, credential)
+                    self._remembered.put(_directory(url), (challenge, credential))
                 return last
         return last
 
@@ -206,7 +212,7 @@ class AuthenticatedClient:
         if not isinstance(token, str) or not token:
             return None
         # Refresh a little early so a token never expires in flight.
-        self._tokens[key] = (token, time.monotonic() + max(1.0, lifetime - 5.0))
+        self._tokens.put(key, (token, time.monotonic() + max(1.0, lifetime - 5.0)))
         return token
 
     async def _fetch(

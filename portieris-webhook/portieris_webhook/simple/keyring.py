@@ -18,13 +18,13 @@ import logging
 import shutil
 import tempfile
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gnupg
 
+from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.errors import SecretError, VerificationError
 
 LOG = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ class KeyRing:
         self.home = home
         self.fingerprints: frozenset[str] = frozenset()
         self._gpg: Any = None
-        self._verified: OrderedDict[str, tuple[float, VerifiedSignature | str]] = OrderedDict()
+        self._verified: BoundedDict[str, tuple[float, VerifiedSignature | str]] = BoundedDict(
+            VERIFY_CACHE_ENTRIES
+        )
 
     def load(self, armored: bytes) -> None:
         """Import `armored` (blocking); SecretError if it holds no public key, or a private one."""
@@ -152,10 +154,7 @@ class KeyRing:
         return outcome
 
     def _remember(self, key: str, expires: float, outcome: VerifiedSignature | str) -> None:
-        self._verified[key] = (expires, outcome)
-        self._verified.move_to_end(key)
-        while len(self._verified) > VERIFY_CACHE_ENTRIES:
-            self._verified.popitem(last=False)
+        self._verified.put(key, (expires, outcome))
 
 
 class KeyRings:
@@ -163,8 +162,7 @@ class KeyRings:
 
     def __init__(self, root: Path | None = None, max_rings: int = MAX_RINGS) -> None:
         self._root = root
-        self._max = max_rings
-        self._rings: OrderedDict[str, KeyRing] = OrderedDict()
+        self._rings: BoundedDict[str, KeyRing] = BoundedDict(max_rings)
         self._loading: dict[str, asyncio.Future[KeyRing]] = {}
 
     def _base(self) -> Path:
@@ -177,7 +175,6 @@ class KeyRings:
         digest = hashlib.sha256(armored).hexdigest()
         ring = self._rings.get(digest)
         if ring is not None:
-            self._rings.move_to_end(digest)
             return ring
         pending = self._loading.get(digest)
         if pending is None:
@@ -195,9 +192,7 @@ class KeyRings:
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, home, True)
             raise
-        self._rings[digest] = ring
-        while len(self._rings) > self._max:
-            _, old = self._rings.popitem(last=False)
+        for old in self._rings.put(digest, ring):
             await asyncio.to_thread(shutil.rmtree, old.home, True)
         LOG.info("imported keys %s from %s", ", ".join(sorted(ring.fingerprints)), source)
         return ring

@@ -1,0 +1,29 @@
+"""The bounded LRU mapping behind every cache filled from request data."""
+
+from __future__ import annotations
+
+import pytest
+
+from portieris_webhook.bounded import BoundedDict
+
+
+def test_keeps_at_most_max_entries_and_returns_what_it_dropped() -> None:
+    cache: BoundedDict[int, str] = BoundedDict(3)
+    dropped = [cache.put(i, f"v{i}") for i in range(5)]
+    assert len(cache) == 3
+    assert dropped == [[], [], [], ["v0"], ["v1"]]
+    assert cache.get(0) is None and cache.get(4) == "v4"
+
+
+def test_a_read_makes_an_entry_the_most_recently_used() -> None:
+    cache: BoundedDict[str, int] = BoundedDict(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1
+    assert cache.put("c", 3) == [2]
+    assert cache.values() == [1, 3]
+
+
+def test_a_bound_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        BoundedDict(0)
