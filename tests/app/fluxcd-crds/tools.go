@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package tools pins the FluxCD API packages scripts/build-fluxcd-crds.sh runs
+// controller-gen on, so that `go mod tidy` keeps them in go.mod/go.sum.
+package tools
+
+import (
+	_ "github.com/fluxcd/helm-controller/api/v2"
+	_ "github.com/fluxcd/source-controller/api/v1"
+)
