@@ -7,7 +7,7 @@ VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit integration e2e app bench system-deps controlplane fluxcd-crds stx-app debs clean
+.PHONY: demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs clean
 
 $(STAMP): portieris-webhook/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,9 @@ system-deps:
 controlplane: system-deps
 	bash scripts/build-controlplane.sh
 
-# FluxCD's HelmRelease and HelmRepository CRDs, for the application's apply test (cached).
-fluxcd-crds:
-	bash scripts/build-fluxcd-crds.sh
+# The CRDs of FluxCD and cert-manager, for the application's apply test (cached).
+crds:
+	bash scripts/build-crds.sh
 
 # Everything the application and its packages are built from: rebuilt only when one changes.
 STX_SOURCES := $(shell find stx-manifests helm-charts/portieris python-k8sapp-portieris debian \
@@ -54,7 +54,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: $(STAMP) system-deps controlplane fluxcd-crds stx-app debs lint
+test: $(STAMP) system-deps controlplane crds stx-app debs lint
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps

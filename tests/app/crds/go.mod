@@ -1,10 +1,12 @@
-// Build-only module: pins the FluxCD API modules whose CRDs (HelmRelease, HelmRepository)
-// scripts/build-fluxcd-crds.sh generates with controller-gen. Never imported by Python.
-module portieris.local/app/fluxcd-crds
+// Build-only module: pins the API modules whose CRDs scripts/build-crds.sh generates with
+// controller-gen: FluxCD's HelmRelease and HelmRepository, cert-manager's Certificate,
+// Issuer and ClusterIssuer. Never imported by Python.
+module portieris.local/app/crds
 
 go 1.25.0
 
 require (
+	github.com/cert-manager/cert-manager v1.17.2
 	github.com/fluxcd/helm-controller/api v1.4.0
 	github.com/fluxcd/source-controller/api v1.7.0
 )
@@ -24,11 +26,13 @@ require (
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/text v0.29.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
+	k8s.io/api v0.34.0 // indirect
 	k8s.io/apiextensions-apiserver v0.34.0 // indirect
 	k8s.io/apimachinery v0.34.0 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/utils v0.0.0-20250820121507-0af2bda4dd1d // indirect
 	sigs.k8s.io/controller-runtime v0.22.1 // indirect
+	sigs.k8s.io/gateway-api v1.1.0 // indirect
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
