@@ -9,7 +9,7 @@
 # The application version is the one the stx-portieris-helm package gives it:
 # <release>-<revision> from debian/stx-portieris-helm/debian/meta_data.yaml.
 # stdout: the tarball's path. Idempotent: a rerun replaces the tarball (older versions'
-# tarballs in dist/ are removed); the content depends only on the sources.
+# tarballs in dist/ are removed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,8 +35,7 @@ helm="$(bash "$ROOT/scripts/build-controlplane.sh" | awk -F= '$1 == "helm" { pri
 [[ -x "$helm" ]] || { log "no helm from scripts/build-controlplane.sh"; exit 1; }
 version="$(app_version)"
 
-# Timestamps inside the wheel and the tarball: the last commit's, so rebuilding the
-# same sources gives the same files.
+# Timestamps inside the wheel and the tarball: the last commit's, not the build's.
 SOURCE_DATE_EPOCH="$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)"
 export SOURCE_DATE_EPOCH
 

@@ -9,8 +9,8 @@
 #   checksum.md5             md5sum of every other file, as sysinv checks it at upload
 #
 # Used by `make stx-app` (scripts/build-stx-app.sh) and by the stx-portieris-helm
-# Debian package. The tarball is reproducible: sorted, owned by root, every mtime set
-# to SOURCE_DATE_EPOCH (0 when unset).
+# Debian package. The tarball's entries are sorted, owned by root, and dated
+# SOURCE_DATE_EPOCH (0 when unset), so it does not depend on who built it or when.
 set -euo pipefail
 
 usage() {
