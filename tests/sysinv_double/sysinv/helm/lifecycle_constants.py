@@ -1,0 +1,27 @@
+"""sysinv.helm.lifecycle_constants."""
+
+
+class LifecycleConstants:
+    EXTRA = "extra"
+    MANIFEST_APPLIED = "manifest_applied"
+    APP_APPLIED = "app_applied"
+    APP_REMOVED = "app_removed"
+    RETURN_CODE = "rc"
+    FROM_APP = "from_app"
+    TO_APP = "to_app"
+    FROM_APP_VERSION = "from_app_version"
+    TO_APP_VERSION = "to_app_version"
+    RELEASE = "release"
+
+    APP_LIFECYCLE_TIMING_PRE = "pre"
+    APP_LIFECYCLE_TIMING_STATUS = "status"
+    APP_LIFECYCLE_TIMING_POST = "post"
+    APP_LIFECYCLE_TYPE_SEMANTIC_CHECK = "check"
+    APP_LIFECYCLE_TYPE_OPERATION = "operation"
+    APP_LIFECYCLE_TYPE_RBD = "rbd"
+    APP_LIFECYCLE_TYPE_RESOURCE = "resource"
+    APP_LIFECYCLE_TYPE_MANIFEST = "manifest"
+    APP_LIFECYCLE_TYPE_FLUXCD_REQUEST = "fluxcd-request"
+    APP_LIFECYCLE_MODE_MANUAL = "manual"
+    APP_LIFECYCLE_MODE_AUTO = "auto"
+    APP_LIFECYCLE_FORCE_OPERATION = "force"
