@@ -91,8 +91,15 @@ def install(
     policy = spec["upgrade" if deployed(plane, release) else "install"].get("crds", "Create")
     if policy == "CreateReplace":
         for crd in chart_crds(chart):
-            plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-                          input=yaml.safe_dump(crd), check=True)
+            plane.kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                "-",
+                input=yaml.safe_dump(crd),
+                check=True,
+            )
     return plane.helm(
         "upgrade",
         "--install",
