@@ -104,3 +104,12 @@ Secret (from an earlier install) is reused so upgrades keep the certificate.
 - {{ toYaml . | nindent 2 | trim }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The trusted CA bundle: the platform integration's complete bundle when it gives one, else
+TrustedCACert.
+*/}}
+{{- define "portieris.trustedCA" -}}
+{{- $platform := .Values.platform | default dict -}}
+{{- $platform.trustedCACerts | default .Values.TrustedCACert | default "" -}}
+{{- end -}}

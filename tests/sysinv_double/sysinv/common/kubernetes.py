@@ -108,7 +108,10 @@ class KubeOperator:
             if e.status != HTTPStatus.NOT_FOUND:
                 raise
 
-    # --- pods
+    # --- deployments and pods
+
+    def kube_patch_deployment(self, name: str, namespace: str, body: Any) -> None:
+        self._get_kubernetesclient_apps_v1_api().patch_namespaced_deployment(name, namespace, body)
 
     def kube_delete_pod(self, name: str, namespace: str, **kwargs: Any) -> bool:
         try:

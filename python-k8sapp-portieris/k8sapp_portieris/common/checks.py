@@ -1,0 +1,139 @@
+"""Checks of the operator's user overrides, run before an apply (pure functions).
+
+Each returns the problems it finds as messages that say which value is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from k8sapp_portieris.common import certificates, constants
+from k8sapp_portieris.common.errors import OverridesError
+
+_PERCENT = re.compile(r"^(\d+)%$")
+
+
+def parse_user_overrides(text: str | None) -> dict[str, Any]:
+    """The user overrides as sysinv stores them (YAML text, or None)."""
+    if not text:
+        return {}
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise OverridesError(f"the user overrides are not valid YAML: {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise OverridesError("the user overrides must be a mapping of chart values")
+    return values
+
+
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Values merged as helm merges values files: maps merge, null removes, the rest replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def user_override_problems(user: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the operator's overrides, before the chart's own schema is asked."""
+    problems = []
+    try:
+        certificates.parse_trusted_ca_cert(user.get("TrustedCACert"))
+    except OverridesError as exc:
+        problems.append(str(exc))
+    problems.extend(trust_server_problems(user.get("defaultTrustServer")))
+    problems.extend(component_problems(user.get(constants.HELM_COMPONENT_LABEL_PORTIERIS)))
+    if "platform" in user:
+        problems.append(
+            "platform.* values are written by the application from the platform's facts: "
+            "remove them from the user overrides and set TrustedCACert, "
+            "webHooks.excludedNamespaces or webHooks.failurePolicy instead"
+        )
+    return problems
+
+
+def trust_server_problems(url: object) -> list[str]:
+    """defaultTrustServer: empty (the webhook's default) or an https URL of a notary server."""
+    if url is None or url == "":
+        return []
+    if not isinstance(url, str):
+        return [f"defaultTrustServer must be an https URL, not {type(url).__name__}"]
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return [f"defaultTrustServer {url!r} is not a URL: {exc}"]
+    if parts.scheme != "https" or not parts.hostname:
+        return [
+            f"defaultTrustServer {url!r} is not an https URL: give the notary server as "
+            "https://host[:port] (trust data is only fetched over TLS)"
+        ]
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return [
+            f"defaultTrustServer {url!r} must not carry credentials, a query or a fragment: "
+            "give https://host[:port][/path]"
+        ]
+    return []
+
+
+def component_problems(value: object) -> list[str]:
+    allowed = (constants.COMPONENT_PLATFORM, constants.COMPONENT_APPLICATION)
+    if value is None or value in allowed:
+        return []
+    return [
+        f"{constants.HELM_COMPONENT_LABEL_PORTIERIS} is {value!r}: "
+        f"use {allowed[0]} (platform cores, the default) or {allowed[1]}"
+    ]
+
+
+def disruption_problems(values: Mapping[str, Any]) -> list[str]:
+    """The PodDisruptionBudget must let at least one of replicaCount pods be evicted, else a
+    host lock or a platform upgrade waits on it forever."""
+    pdb = values.get("podDisruptionBudget") or {}
+    replicas = values.get("replicaCount")
+    if not isinstance(pdb, Mapping) or not pdb.get("enabled") or not isinstance(replicas, int):
+        return []
+    min_available = pdb.get("minAvailable")
+    if min_available not in (None, ""):
+        kept = _scaled(min_available, replicas)
+        if kept is not None and replicas - kept < 1:
+            return [
+                f"podDisruptionBudget.minAvailable {min_available!r} keeps all {replicas} "
+                "replica(s): no pod could be evicted and host locks would hang; "
+                f"lower it below {replicas} or raise replicaCount"
+            ]
+        return []
+    max_unavailable = pdb.get("maxUnavailable", 1)
+    allowed = _scaled(max_unavailable, replicas)
+    if allowed is not None and allowed < 1:
+        return [
+            f"podDisruptionBudget.maxUnavailable {max_unavailable!r} lets no replica be evicted: "
+            "host locks would hang; set it to 1 or more"
+        ]
+    return []
+
+
+def _scaled(value: object, replicas: int) -> int | None:
+    """An int-or-percent as Kubernetes scales it for a budget (percentages round up)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    match = _PERCENT.match(value) if isinstance(value, str) else None
+    if match:
+        return math.ceil(int(match.group(1)) * replicas / 100)
+    return None  # the chart's schema refuses it
