@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Generate (once, cached) the real CRDs, with their OpenAPI schemas, of the platform
 # components the StarlingX application's apply test needs in its kube-apiserver:
-#   - FluxCD's HelmRelease and HelmRepository (what the application's manifests are);
+#   - FluxCD's HelmRelease and HelmRepository (what the application's manifests are),
+#     generated as FluxCD generates them: controller-gen run on the API Go modules
+#     github.com/fluxcd/helm-controller/api and github.com/fluxcd/source-controller/api;
 #   - cert-manager's Certificate, Issuer and ClusterIssuer (what the chart creates when it
-#     uses cert-manager, as it does on StarlingX).
-# They are generated the way both projects generate them: controller-gen run on the API Go
-# modules (github.com/fluxcd/helm-controller/api, github.com/fluxcd/source-controller/api,
-# github.com/cert-manager/cert-manager) at the versions pinned by tests/app/crds/go.mod.
-# Only the Go module proxy is needed.
+#     uses cert-manager, as it does on StarlingX), rendered as cert-manager's release does:
+#     its CRD templates (deploy/crds of the Go module github.com/cert-manager/cert-manager)
+#     through `helm template` with its chart's helpers and values. (Its Go types carry no
+#     kubebuilder markers: controller-gen would make ClusterIssuer namespaced.)
+# Versions are pinned by tests/app/crds/go.mod. Only the Go module proxy is needed; helm
+# comes from scripts/build-controlplane.sh.
 #
 # Output: ${PORTIERIS_CACHE_DIR:-$HOME/.cache/portieris}/
 #   bin/controller-gen-vX.Y.Z        (cached)
@@ -28,8 +31,9 @@ log() { echo "build-crds: $*" >&2; }
 declare -A API_PATHS=(
     [github.com/fluxcd/helm-controller/api]=v2
     [github.com/fluxcd/source-controller/api]=v1
-    [github.com/cert-manager/cert-manager]=pkg/apis/certmanager/v1
 )
+CERT_MANAGER=github.com/cert-manager/cert-manager
+CERT_MANAGER_CRDS=(certificates issuers clusterissuers)
 WANTED=(
     helm.toolkit.fluxcd.io_helmreleases.yaml
     source.toolkit.fluxcd.io_helmrepositories.yaml
@@ -40,7 +44,7 @@ WANTED=(
 
 modver() { awk -v m="$1" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$MODDIR/go.mod"; }
 key=""
-for module in $(printf '%s\n' "${!API_PATHS[@]}" | sort); do
+for module in $(printf '%s\n' "${!API_PATHS[@]}" "$CERT_MANAGER" | sort); do
     version="$(modver "$module")"
     [[ -n "$version" ]] || { log "no version of $module in $MODDIR/go.mod"; exit 1; }
     key+="${key:+_}$(basename "${module%/api}")-$version"
@@ -88,15 +92,31 @@ if [[ ! -x "$CONTROLLER_GEN" ]]; then
     mv -f "$tmp/bin/controller-gen" "$CONTROLLER_GEN"
 fi
 
+helm="$(bash "$ROOT/scripts/build-controlplane.sh" | awk -F= '$1 == "helm" { print $2 }')"
+[[ -x "$helm" ]] || { log "no helm from scripts/build-controlplane.sh"; exit 1; }
+
 log "generating CRDs ($key)"
 (
     cd "$MODDIR"
-    go mod download "${!API_PATHS[@]}" >&2
+    go mod download "${!API_PATHS[@]}" "$CERT_MANAGER" >&2
     args=()
     for module in "${!API_PATHS[@]}"; do
         args+=("paths=$(go list -m -f '{{.Dir}}' "$module")/${API_PATHS[$module]}/...")
     done
     "$CONTROLLER_GEN" crd "${args[@]}" "output:crd:dir=$tmp/crds" >&2
+
+    source_dir="$(go list -m -f '{{.Dir}}' "$CERT_MANAGER")"
+    chart="$tmp/cert-manager-chart"
+    mkdir -p "$chart/templates"
+    printf 'apiVersion: v2\nname: cert-manager\nversion: %s\nappVersion: %s\n' \
+        "$(modver "$CERT_MANAGER" | sed 's/^v//')" "$(modver "$CERT_MANAGER")" >"$chart/Chart.yaml"
+    cp "$source_dir/deploy/charts/cert-manager/values.yaml" "$chart/"
+    cp "$source_dir/deploy/charts/cert-manager/templates/_helpers.tpl" "$chart/templates/"
+    for crd in "${CERT_MANAGER_CRDS[@]}"; do
+        cp "$source_dir/deploy/crds/crd-$crd.yaml" "$chart/templates/"
+        "$helm" template cert-manager "$chart" --set crds.enabled=true \
+            --show-only "templates/crd-$crd.yaml" >"$tmp/crds/cert-manager.io_$crd.yaml"
+    done
 )
 for name in "${WANTED[@]}"; do
     [[ -s "$tmp/crds/$name" ]] || { log "controller-gen did not write $name"; exit 1; }

@@ -4,6 +4,7 @@ as sysinv installs an application's plugins, and sysinv_conductor.py run there f
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -62,13 +63,16 @@ class Conductor:
         for path in (self.install_path, self.synced_path, self.ssl_ca_dir, workdir / "platform"):
             path.mkdir(parents=True, exist_ok=True)
         env = plane.env
+        helm = plane.bins.helm if plane.bins else "helm"
+        # As on a controller: helm (and only the system's tools) on the PATH.
+        self.path = os.pathsep.join([str(Path(helm).parent), "/usr/bin", "/bin"])
         self.context.write_text(
             json.dumps(
                 {
                     "state": str(workdir / "sysinv-db.json"),
                     "app_name": app_name,
                     "kubeconfig": plane.kubeconfig,
-                    "helm": plane.bins.helm if plane.bins else "helm",
+                    "helm": helm,
                     "helm_env": {k: v for k, v in env.items() if k.startswith("HELM_")},
                     "install_path": str(self.install_path),
                     "synced_path": str(self.synced_path),
@@ -86,7 +90,7 @@ class Conductor:
             path = self.workdir / f"step-{self._steps}-{command}.json"
             path.write_text(json.dumps(argument))
             args.append(str(path))
-        env = {"PYTHONPATH": str(artifacts.SYSINV_DOUBLE), "PATH": "/usr/bin:/bin"}
+        env = {"PYTHONPATH": str(artifacts.SYSINV_DOUBLE), "PATH": self.path}
         result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise StepFailed(f"sysinv {command} crashed:\n{result.stderr[-6000:]}")
