@@ -423,3 +423,58 @@ def test_webhook_fails_closed_with_the_operators_timeout(applied: Applied) -> No
 def test_namespace_is_labelled_as_a_platform_component_after_apply(applied: Applied) -> None:
     namespace = get(applied.plane, "namespace", NS)
     assert namespace["metadata"]["labels"][COMPONENT_LABEL] == "platform"
+
+
+# --- lifecycle: an update, a backup, a restore
+
+
+def failure_policy(plane: ControlPlane) -> str:
+    (webhook,) = get(plane, "mutatingwebhookconfiguration", WEBHOOK)["webhooks"]
+    policy: str = webhook["failurePolicy"]
+    return policy
+
+
+def test_update_admits_unchecked_while_it_runs_then_fails_closed_again(applied: Applied) -> None:
+    conductor, plane = applied.conductor, applied.plane
+    upgrade_flag = conductor.workdir / "platform" / ".usm_upgrade_in_progress"
+    # sysinv's update: the application is updating; its new version is checked and applied.
+    conductor.run("status", {"status": "updating"})
+    conductor.run("hook", hook("manual", "check", "pre", "update", to_app=True))
+    conductor.run("hook", hook("manual", "resource", "pre", "update"))
+    flux_apply(plane, conductor, applied.manifests, applied.charts)
+    assert failure_policy(plane) == "Ignore"
+    conductor.run("status", {"status": "applied"})
+    # The periodic check after the update leaves it alone while the platform upgrades...
+    upgrade_flag.touch()
+    conductor.run("hook", hook("auto", "check", "pre", "update"))
+    assert failure_policy(plane) == "Ignore"
+    # ...and re-applies the application once the upgrade is over.
+    upgrade_flag.unlink()
+    conductor.run("hook", hook("auto", "check", "pre", "update"))
+    assert failure_policy(plane) == "Fail"
+
+
+def webhooks(plane: ControlPlane) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = get(plane, "mutatingwebhookconfiguration", WEBHOOK)["webhooks"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("backup", "after"),
+    [
+        pytest.param("post-backup-action", "backup", id="backup"),
+        pytest.param("post-restore-action", "restore", id="restore"),
+    ],
+)
+def test_backup_removes_the_webhook_and_the_platform_gets_it_back(
+    applied: Applied, backup: str, after: str
+) -> None:
+    conductor, plane = applied.conductor, applied.plane
+    before = webhooks(plane)
+    answer = conductor.run("backup", {"action": "pre-backup-action", "success": True})
+    assert answer == {"ok": True, "failed_app": None}
+    # Nothing can block the platform's pods while etcd is saved (or restored).
+    assert not exists(plane, "mutatingwebhookconfiguration", WEBHOOK)
+    answer = conductor.run("backup", {"action": backup, "success": True})
+    assert answer == {"ok": True, "failed_app": None}, after
+    assert webhooks(plane) == before
