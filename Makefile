@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs clean
 
-$(STAMP): portieris-webhook/pyproject.toml
+$(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e 'portieris-webhook[test]'
+	$(VENV)/bin/pip install -q --no-build-isolation -e ./python-k8sapp-portieris
 	touch $(STAMP)
 
 system-deps:

@@ -36,7 +36,9 @@ class AppOperator:
         self._helm = helm_op
         self._kube = kubernetes.KubeOperator()
         self._apps_metadata = apps_metadata
-        self.helm_runs: list[list[str]] = []  # double only: the helm upgrades it ran
+        # Double only: the applies asked for, and the helm upgrades they ran.
+        self.applies: list[str] = []
+        self.helm_runs: list[list[str]] = []
 
     class Application:
         def __init__(self, rpc_app: Any) -> None:
@@ -106,6 +108,7 @@ class AppOperator:
         client_side: bool = False,
     ) -> bool:
         app = AppOperator.Application(rpc_app)
+        self.applies.append(app.name)
         hook_info = lifecycle_hook_info_app_apply
         files = self._helm.generate_helm_application_overrides(
             app.sync_overrides_dir, app.name, mode, cnamespace=None, combined=True
@@ -173,7 +176,7 @@ class AppOperator:
         if self._in_sync(archive, namespace, release, values_files):
             return
         argv = [HELM, "upgrade", "--install", release, archive, "--namespace", namespace]
-        argv += ["--create-namespace", "--skip-crds"]
+        argv += ["--create-namespace"]
         for path in values_files:
             argv += ["--values", path]
         self.helm_runs.append(argv)

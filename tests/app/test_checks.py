@@ -1,0 +1,119 @@
+"""Checks of the operator's user overrides before an apply (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from k8sapp_portieris.common import checks
+from k8sapp_portieris.common.errors import OverridesError
+
+
+@pytest.mark.parametrize(
+    "url", [None, "", "https://notary.example", "https://10.0.0.5:4443", "https://n.example/v"]
+)
+def test_https_trust_servers_are_accepted(url: str | None) -> None:
+    assert checks.trust_server_problems(url) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://notary.example", "is not an https URL"),
+        ("notary.example:4443", "is not an https URL"),
+        ("https://", "is not an https URL"),
+        ("ftp://notary.example", "is not an https URL"),
+        ("https://notary.example:99999", "is not a URL"),
+        ("https://user:secret@notary.example", "must not carry credentials"),
+        ("https://notary.example/?x=1", "must not carry credentials, a query"),
+        (["https://notary.example"], "must be an https URL, not list"),
+    ],
+)
+def test_a_trust_server_that_is_not_an_https_url_is_refused(url: object, message: str) -> None:
+    (problem,) = checks.trust_server_problems(url)
+    assert message in problem
+
+
+@pytest.mark.parametrize("value", [None, "platform", "application"])
+def test_component_label_values(value: str | None) -> None:
+    assert checks.component_problems(value) == []
+
+
+def test_an_unknown_component_label_is_refused() -> None:
+    (problem,) = checks.component_problems("cheap")
+    assert "use platform" in problem and "'cheap'" in problem
+
+
+def test_every_problem_of_the_user_overrides_is_reported() -> None:
+    user = {
+        "TrustedCACert": "%%%",
+        "defaultTrustServer": "http://notary",
+        "app.starlingx.io/component": "x",
+        "platform": {"failurePolicy": "Ignore"},
+    }
+    problems = checks.user_override_problems(user)
+    assert len(problems) == 4
+    assert "TrustedCACert" in problems[0]
+    assert "defaultTrustServer" in problems[1]
+    assert "app.starlingx.io/component" in problems[2]
+    assert "platform.* values are written by the application" in problems[3]
+
+
+def test_good_user_overrides_have_no_problem() -> None:
+    user = {"defaultTrustServer": "https://notary.example", "replicaCount": 2}
+    assert checks.user_override_problems(user) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, True),
+        ({"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, False),
+        (
+            {"replicaCount": 2, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}},
+            False,
+        ),
+        (
+            {"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}},
+            True,
+        ),
+        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "maxUnavailable": 0}}, True),
+        (
+            {"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "0%"}},
+            True,
+        ),
+        (
+            {"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "10%"}},
+            False,
+        ),
+        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": False, "minAvailable": 1}}, False),
+        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True, "minAvailable": ""}}, False),
+    ],
+)
+def test_the_disruption_budget_must_let_a_replica_be_evicted(
+    values: dict[str, Any], problem: bool
+) -> None:
+    assert bool(checks.disruption_problems(values)) is problem
+
+
+def test_user_overrides_are_merged_over_system_overrides_as_helm_merges() -> None:
+    system = {"replicaCount": 2, "webHooks": {"failurePolicy": "Fail", "timeoutSeconds": 10}}
+    user = {"replicaCount": 1, "webHooks": {"failurePolicy": None, "excludedNamespaces": ["a"]}}
+    assert checks.merge_values(system, user) == {
+        "replicaCount": 1,
+        "webHooks": {"timeoutSeconds": 10, "excludedNamespaces": ["a"]},
+    }
+
+
+@pytest.mark.parametrize(("text", "values"), [(None, {}), ("", {}), ("~", {}), ("a: 1", {"a": 1})])
+def test_user_overrides_text_is_parsed(text: str | None, values: dict[str, Any]) -> None:
+    assert checks.parse_user_overrides(text) == values
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("a: [", "not valid YAML"), ("- a\n- b", "must be a mapping")]
+)
+def test_unusable_user_overrides_text_is_an_error(text: str, message: str) -> None:
+    with pytest.raises(OverridesError, match=message):
+        checks.parse_user_overrides(text)
