@@ -90,7 +90,12 @@ class Conductor:
             path = self.workdir / f"step-{self._steps}-{command}.json"
             path.write_text(json.dumps(argument))
             args.append(str(path))
-        env = {"PYTHONPATH": str(artifacts.SYSINV_DOUBLE), "PATH": self.path}
+        # A controller's environment: its own tools and home (helm keeps its caches there).
+        env = {
+            "PYTHONPATH": str(artifacts.SYSINV_DOUBLE),
+            "PATH": self.path,
+            "HOME": str(self.workdir),
+        }
         result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise StepFailed(f"sysinv {command} crashed:\n{result.stderr[-6000:]}")
