@@ -242,7 +242,8 @@ def make_platform(
     )
     monkeypatch.setattr(kubernetes, "KUBERNETES_ADMIN_CONF", plane.kubeconfig)
     monkeypatch.setattr(kube_app, "APP_INSTALL_PATH", str(root / "helm"))
-    monkeypatch.setattr(kube_app, "APP_SYNCED_ARMADA_DATA_PATH", str(root / "synced"))
+    monkeypatch.setattr(kube_app, "APP_FLUXCD_DATA_PATH", str(root / "fluxcd"))
+    monkeypatch.setattr(kube_app, "HELM_OVERRIDES_PATH", str(root / "helm_overrides"))
     monkeypatch.setattr(kube_app, "HELM", binaries().helm)
     helm_env = {k: v for k, v in plane.env.items() if k.startswith("HELM_")}
     monkeypatch.setattr(kube_app, "HELM_ENV", helm_env)

@@ -151,6 +151,20 @@ def test_unusable_user_overrides_are_refused_before_apply(
     assert "system helm-override-update portieris portieris portieris" in message
 
 
+def test_the_check_renders_with_the_static_overrides_as_fluxcd_does(platform: Platform) -> None:
+    from sysinv.conductor.kube_app import AppOperator
+
+    manifests = Path(AppOperator.Application(platform.app).sync_fluxcd_manifest) / "portieris"
+    manifests.mkdir(parents=True)
+    static = {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}
+    (manifests / "portieris-static-overrides.yaml").write_text(yaml.safe_dump(static))
+    check_apply(platform)
+    static["webHooks"] = {"timeoutSeconds": 0}  # type: ignore[assignment]
+    (manifests / "portieris-static-overrides.yaml").write_text(yaml.safe_dump(static))
+    with pytest.raises(exception.LifecycleSemanticCheckException, match="timeoutSeconds"):
+        check_apply(platform)
+
+
 def test_every_reason_is_given_at_once(platform: Platform) -> None:
     platform.set_user_overrides({"TrustedCACert": "@@@", "defaultTrustServer": "ftp://x"})
     with pytest.raises(exception.LifecycleSemanticCheckException) as refused:

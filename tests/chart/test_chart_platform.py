@@ -82,7 +82,10 @@ def test_platform_namespaces_join_the_operators_and_the_release_namespace() -> N
 def test_operator_exclusions_do_not_drop_the_platform_namespaces() -> None:
     # sysinv's merge replaces lists: an operator's list must add to the platform's, not replace it.
     docs = render(
-        {"webHooks": {"excludedNamespaces": []}, "platform": {"excludedNamespaces": ["kube-system"]}}
+        {
+            "webHooks": {"excludedNamespaces": []},
+            "platform": {"excludedNamespaces": ["kube-system"]},
+        }
     )
     assert "kube-system" in excluded(docs)
 

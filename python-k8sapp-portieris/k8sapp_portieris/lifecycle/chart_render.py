@@ -47,8 +47,10 @@ def chart_problems(
             with open(path, "w", encoding="utf-8") as f:
                 yaml.safe_dump(dict(document), f)
             argv += ["--values", path]
+        # helm is in /usr/local/sbin on a controller, which sysinv adds to PATH as here.
+        env = dict(os.environ, PATH="/usr/local/sbin:" + os.environ.get("PATH", ""))
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+            argv, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False, env=env
         )
     if proc.returncode == 0:
         return []

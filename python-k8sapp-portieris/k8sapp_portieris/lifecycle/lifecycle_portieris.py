@@ -104,7 +104,7 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
             LOG.warning("portieris chart not found in %s: values not checked", app.inst_charts_dir)
             return []
         static = os.path.join(
-            app.sync_fluxcd_manifest_dir,
+            app.sync_fluxcd_manifest,
             constants.HELM_CHART_PORTIERIS,
             f"{constants.HELM_CHART_PORTIERIS}-static-overrides.yaml",
         )

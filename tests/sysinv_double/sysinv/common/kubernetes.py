@@ -86,7 +86,12 @@ class KubeOperator:
             raise
 
     def kube_create_secret(self, namespace: str, body: Any) -> None:
-        self._get_kubernetesclient_core().create_namespaced_secret(namespace, body)
+        """An existing Secret of that name is left as it is (sysinv only logs a warning)."""
+        try:
+            self._get_kubernetesclient_core().create_namespaced_secret(namespace, body)
+        except ApiException as e:
+            if e.status != HTTPStatus.CONFLICT:
+                raise
 
     def kube_copy_secret(self, name: str, src_namespace: str, dst_namespace: str) -> None:
         secret = self._get_kubernetesclient_core().read_namespaced_secret(name, src_namespace)

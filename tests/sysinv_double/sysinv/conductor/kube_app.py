@@ -22,7 +22,8 @@ from sysinv.helm.lifecycle_hook import LifecycleHookInfo
 
 # Where applications are installed and synced (/opt/platform/... on a controller).
 APP_INSTALL_PATH = "/opt/platform/helm"
-APP_SYNCED_ARMADA_DATA_PATH = "/opt/platform/armada"
+APP_FLUXCD_DATA_PATH = "/opt/platform/fluxcd"
+HELM_OVERRIDES_PATH = "/opt/platform/helm_overrides"
 # The helm binary and its environment (tests point them at their cluster).
 HELM = "helm"
 HELM_ENV: dict[str, str] = {}
@@ -47,10 +48,13 @@ class AppOperator:
             self.inst_path = os.path.join(APP_INSTALL_PATH, self.name, self.version)
             self.inst_charts_dir = os.path.join(self.inst_path, "charts")
             self.inst_plugins_dir = os.path.join(self.inst_path, "plugins")
-            synced = os.path.join(APP_SYNCED_ARMADA_DATA_PATH, self.name, self.version)
-            self.sync_overrides_dir = os.path.join(synced, "overrides")
-            self.sync_plugins_dir = os.path.join(synced, "plugins")
-            self.sync_fluxcd_manifest_dir = os.path.join(synced, "fluxcd-manifests")
+            synced = os.path.join(APP_FLUXCD_DATA_PATH, self.name, self.version)
+            self.sync_overrides_dir = os.path.join(HELM_OVERRIDES_PATH, self.name, self.version)
+            self.sync_plugins_dir = os.path.join(
+                APP_INSTALL_PATH, "plugins", self.name, self.version
+            )
+            self.sync_fluxcd_manifest_dir = synced
+            self.sync_fluxcd_manifest = os.path.join(synced, f"{self.name}-fluxcd-manifests")
             self.charts: list[Any] = []
 
         @property
@@ -152,7 +156,7 @@ class AppOperator:
         """(chart archive, namespace, release name) of a chart, from the app's FluxCD manifests."""
         namespace = self._helm.get_helm_chart_namespaces_by_app(chart, app.name)[0]
         release = f"{namespace}-{chart}"
-        helmrelease = os.path.join(app.sync_fluxcd_manifest_dir, chart, "helmrelease.yaml")
+        helmrelease = os.path.join(app.sync_fluxcd_manifest, chart, "helmrelease.yaml")
         if os.path.isfile(helmrelease):
             with open(helmrelease) as f:
                 release = next(yaml.safe_load_all(f))["spec"].get("releaseName", release)
@@ -169,7 +173,7 @@ class AppOperator:
         chart = os.path.basename(overrides_file).removesuffix(".yaml")
         archive, namespace, release = self._chart_and_release(app, chart)
         values_files = []
-        static = os.path.join(app.sync_fluxcd_manifest_dir, chart, f"{chart}-static-overrides.yaml")
+        static = os.path.join(app.sync_fluxcd_manifest, chart, f"{chart}-static-overrides.yaml")
         if os.path.isfile(static):
             values_files.append(static)
         values_files.append(overrides_file)
