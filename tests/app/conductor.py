@@ -57,10 +57,18 @@ class Conductor:
     def __init__(self, python: Path, workdir: Path, plane: ControlPlane, app_name: str) -> None:
         self.python, self.workdir = python, workdir
         self.context = workdir / "context.json"
+        # sysinv's directories (/opt/platform/... on a controller).
         self.install_path = workdir / "helm"
-        self.synced_path = workdir / "armada"
+        self.fluxcd_path = workdir / "fluxcd"
+        self.overrides_path = workdir / "helm_overrides"
         self.ssl_ca_dir = workdir / "ssl_ca"
-        for path in (self.install_path, self.synced_path, self.ssl_ca_dir, workdir / "platform"):
+        for path in (
+            self.install_path,
+            self.fluxcd_path,
+            self.overrides_path,
+            self.ssl_ca_dir,
+            workdir / "platform",
+        ):
             path.mkdir(parents=True, exist_ok=True)
         env = plane.env
         helm = plane.bins.helm if plane.bins else "helm"
@@ -75,7 +83,8 @@ class Conductor:
                     "helm": helm,
                     "helm_env": {k: v for k, v in env.items() if k.startswith("HELM_")},
                     "install_path": str(self.install_path),
-                    "synced_path": str(self.synced_path),
+                    "fluxcd_path": str(self.fluxcd_path),
+                    "overrides_path": str(self.overrides_path),
                     "platform_conf_path": str(workdir / "platform"),
                     "ssl_ca_dir": str(self.ssl_ca_dir),
                 }

@@ -51,7 +51,8 @@ def configure(context: dict[str, Any]) -> None:
     kube_app.HELM = context["helm"]
     kube_app.HELM_ENV.update(context["helm_env"])
     kube_app.APP_INSTALL_PATH = context["install_path"]
-    kube_app.APP_SYNCED_ARMADA_DATA_PATH = context["synced_path"]
+    kube_app.APP_FLUXCD_DATA_PATH = context["fluxcd_path"]
+    kube_app.HELM_OVERRIDES_PATH = context["overrides_path"]
     constants.PLATFORM_CONF_PATH = context["platform_conf_path"]
     constants.USM_UPGRADE_IN_PROGRESS = os.path.join(
         context["platform_conf_path"], ".usm_upgrade_in_progress"

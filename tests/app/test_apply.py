@@ -202,16 +202,16 @@ def set_platform_cluster_state(plane: ControlPlane, platform: Platform) -> None:
 
 
 def upload(conductor: Conductor, app_dir: Path, version: str) -> tuple[Path, Path]:
-    """Lay the application out as sysinv does at upload: charts and plugins where it installs
-    them, the manifests where it keeps its synced copy. Returns (manifests, charts)."""
+    """Lay the application out as sysinv does at upload: the charts, plugins and metadata where
+    it installs them, the manifests where it keeps its FluxCD copy. Returns (manifests, charts)."""
     installed = conductor.install_path / "portieris" / version
-    synced = conductor.synced_path / "portieris" / version
     for part in ("charts", "plugins"):
         shutil.copytree(app_dir / part, installed / part)
     shutil.copy(app_dir / "metadata.yaml", installed / "metadata.yaml")
-    shutil.copytree(app_dir / "fluxcd-manifests", synced / "fluxcd-manifests")
-    shutil.copytree(app_dir / "plugins", synced / "plugins")
-    return synced / "fluxcd-manifests", installed / "charts"
+    shutil.copytree(app_dir / "plugins", conductor.install_path / "plugins" / "portieris" / version)
+    manifests = conductor.fluxcd_path / "portieris" / version / "portieris-fluxcd-manifests"
+    shutil.copytree(app_dir / "fluxcd-manifests", manifests)
+    return manifests, installed / "charts"
 
 
 def flux_apply(
