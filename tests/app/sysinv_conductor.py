@@ -14,8 +14,6 @@ PostgreSQL); the cluster is the kube-apiserver of the context's kubeconfig. Comm
   discover    the plugins sysinv loads for the application, by entry point
   overrides   write the combined overrides files (system overrides, user overrides over them)
   hook        ARGUMENT {"mode", "type", "timing", "operation", "extra"}: one lifecycle hook
-  apply       the conductor's apply (operation hooks around AppOperator.perform_app_apply)
-  backup      ARGUMENT {"action", "success"}: one backup/restore action on every applied app
 
 It prints one JSON object: the command's result, or {"error": {"type", "message"}}.
 Standard library and the double only: it must not import the repository's tests.
@@ -163,17 +161,6 @@ def hook(db: api.Connection, context: dict[str, Any], argument: dict[str, Any]) 
     return {"ran": True}
 
 
-def apply(db: api.Connection, context: dict[str, Any], argument: Any) -> Any:
-    return {"applied": conductor(db).perform_app_apply(None, the_app(db, context))}
-
-
-def backup(db: api.Connection, context: dict[str, Any], argument: dict[str, Any]) -> Any:
-    ok, failed = conductor(db).backup_restore_lifecycle_actions(
-        None, argument["action"], argument["success"]
-    )
-    return {"ok": ok, "failed_app": failed}
-
-
 COMMANDS = {
     "upload": upload,
     "override": override,
@@ -181,8 +168,6 @@ COMMANDS = {
     "discover": discover,
     "overrides": overrides,
     "hook": hook,
-    "apply": apply,
-    "backup": backup,
 }
 
 

@@ -459,22 +459,16 @@ def webhooks(plane: ControlPlane) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("backup", "after"),
-    [
-        pytest.param("post-backup-action", "backup", id="backup"),
-        pytest.param("post-restore-action", "restore", id="restore"),
-    ],
-)
+@pytest.mark.parametrize("after", ["backup", "restore"])
 def test_backup_removes_the_webhook_and_the_platform_gets_it_back(
-    applied: Applied, backup: str, after: str
+    applied: Applied, after: str
 ) -> None:
+    """The hooks sysinv runs on an applied application around a platform backup (pre- and
+    post-backup-action) and after a restore (post-restore-action): (auto, operation, timing)."""
     conductor, plane = applied.conductor, applied.plane
     before = webhooks(plane)
-    answer = conductor.run("backup", {"action": "pre-backup-action", "success": True})
-    assert answer == {"ok": True, "failed_app": None}
+    conductor.run("hook", hook("auto", "operation", "pre", "backup", success=True))
     # Nothing can block the platform's pods while etcd is saved (or restored).
     assert not exists(plane, "mutatingwebhookconfiguration", WEBHOOK)
-    answer = conductor.run("backup", {"action": backup, "success": True})
-    assert answer == {"ok": True, "failed_app": None}, after
+    conductor.run("hook", hook("auto", "operation", "post", after, success=True))
     assert webhooks(plane) == before
