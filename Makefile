@@ -1,11 +1,13 @@
 # `make demo` runs the webhook offline on the example policies; `make test` runs every test.
 # Both create or reuse .venv/ and install what they need, including Debian packages.
+# `make stx-app` builds the StarlingX application tarball and `make debs` its Debian
+# packages, both into dist/.
 
 VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit integration e2e app bench system-deps controlplane clean
+.PHONY: demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs clean
 
 $(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +22,28 @@ system-deps:
 controlplane: system-deps
 	bash scripts/build-controlplane.sh
 
+# The CRDs of FluxCD and cert-manager, for the application's apply test (cached).
+crds:
+	bash scripts/build-crds.sh
+
+# Everything the application and its packages are built from: rebuilt only when one changes.
+STX_SOURCES := $(shell find stx-manifests helm-charts/portieris python-k8sapp-portieris debian \
+	-type f ! -name '*.pyc' ! -path '*/build/*' ! -path '*.egg-info/*') \
+	debian_pkg_dirs scripts/build-stx-app.sh scripts/build-debs.sh
+STX_APP := dist/portieris-$(shell bash scripts/build-stx-app.sh --print-version).tgz
+DEBS_STAMP := dist/.debs-stamp
+
+stx-app: $(STX_APP)
+
+$(STX_APP): $(STX_SOURCES) | system-deps controlplane
+	bash scripts/build-stx-app.sh
+
+debs: $(DEBS_STAMP)
+
+$(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
+	bash scripts/build-debs.sh
+	touch $@
+
 demo: $(STAMP) system-deps
 	bash scripts/demo.sh
 
@@ -31,7 +55,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: $(STAMP) system-deps controlplane lint
+test: $(STAMP) system-deps controlplane crds stx-app debs lint
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps
@@ -39,4 +63,4 @@ bench: $(STAMP) system-deps
 	$(VENV)/bin/python bench/bench_simple.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache dist build

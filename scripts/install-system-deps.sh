@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests and the demo need, only when missing (idempotent).
+# Install the Debian packages the tests, the demo and the package builds need, only when missing
+# (idempotent): each package is installed when the file it is known by is absent.
 set -euo pipefail
 
 declare -A BINARY_OF=(
@@ -10,11 +11,18 @@ declare -A BINARY_OF=(
   [gnupg]=/usr/bin/gpg
   [curl]=/usr/bin/curl
   [openssl]=/usr/bin/openssl
+  # Building the StarlingX Debian packages (make debs) with dpkg-buildpackage.
+  [dpkg-dev]=/usr/bin/dpkg-buildpackage
+  [debhelper]=/usr/bin/dh
+  [dh-python]=/usr/bin/pybuild
+  [python3-all]=/usr/share/doc/python3-all/copyright
+  [python3-setuptools]=/usr/lib/python3/dist-packages/setuptools/__init__.py
+  [python3-wheel]=/usr/lib/python3/dist-packages/wheel/__init__.py
 )
 
 missing=()
 for package in "${!BINARY_OF[@]}"; do
-  [ -x "${BINARY_OF[$package]}" ] || missing+=("$package")
+  [ -e "${BINARY_OF[$package]}" ] || missing+=("$package")
 done
 # notary ships both the CLI and notary-server.
 [ -x /usr/bin/notary-server ] || missing+=(notary)
