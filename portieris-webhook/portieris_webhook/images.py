@@ -92,17 +92,19 @@ def _split_port(domain: str) -> tuple[str, str, str]:
     return domain.partition(":")
 
 
-def split_domain(name: str) -> tuple[str, str]:
-    """Split a repository name into (domain, path) the way Docker does.
+def names_domain(first: str) -> bool:
+    """True if `first`, the first of several components of a name, is a registry host.
 
-    The first component is a domain only if it contains `.` or `:`, is
-    `localhost`, or has upper-case letters; otherwise the image lives on Docker Hub.
+    It is when it contains `.` or `:`, is `localhost`, or has upper-case letters
+    (the way Docker reads it); otherwise it is a path on Docker Hub.
     """
+    return "." in first or ":" in first or first == "localhost" or first.lower() != first
+
+
+def split_domain(name: str) -> tuple[str, str]:
+    """Split a repository name into (domain, path) the way Docker does (see `names_domain`)."""
     first, slash, rest = name.partition("/")
-    is_domain = bool(slash) and (
-        "." in first or ":" in first or first == "localhost" or first.lower() != first
-    )
-    if is_domain:
+    if slash and names_domain(first):
         domain, path = first, rest
     else:
         domain, path = DEFAULT_DOMAIN, name

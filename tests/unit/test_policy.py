@@ -199,6 +199,14 @@ def test_invalid_policies_name_object_and_field(obj, message):
         ("prod.trusted.com/*", "PROD.trusted.com/app:1", True),
         ("Prod.Trusted.com/app", "prod.trusted.COM/app:1", True),
         ("reg.io/team/*", "reg.io/TEAM/app", False),
+        # ...but only hosts: `allowed/` is a Docker Hub namespace, `Allowed/` a registry host
+        # (found by the fuzz test: `allowed/*` admitted `Allowed/x` from a host of that name).
+        ("allowed/*", "Allowed/x", False),
+        ("myorg/*", "Myorg/evil:1", False),
+        ("team*/*", "Teamx/app", False),
+        ("Myhost/*", "myhost/app", False),
+        ("Myhost/*", "MYHOST/app", True),
+        ("*/app", "Evil/app", True),
         ("nginx", "nginx:latest", True),
     ],
 )

@@ -10,7 +10,8 @@ Patterns. A pattern is written like an image reference,
 follows the `:` in the last path component). `*` matches any run of
 characters, `/` included, but only within the part it is written in:
 - the host part of the repository (up to its first `/`) matches the image's
-  host part alone, ignoring case: `*.trusted.com/org/*` never matches
+  host part alone, ignoring case when both are hosts (`allowed/*` is a Docker
+  Hub namespace, never the host of `Allowed/x`): `*.trusted.com/org/*` never matches
   `attacker.com/x.trusted.com/org/evil`;
 - a repository without `/` (`busybox*`) names images written without `/`
   (Docker Hub images such as `busybox:1.36`), never
@@ -48,7 +49,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from portieris_webhook.errors import InvalidImageReference
-from portieris_webhook.images import parse_image
+from portieris_webhook.images import names_domain, parse_image
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
@@ -114,10 +115,14 @@ def _repository_matches(pattern: str, repository: str) -> bool:
     r_host, r_slash, r_path = repository.partition("/")
     if not p_slash:
         return not r_slash and glob_match(pattern, repository)
-    # Host names are case-insensitive (the registry and the kubelet treat them so); paths are not.
-    return (
-        bool(r_slash) and glob_match(p_host.lower(), r_host.lower()) and glob_match(p_path, r_path)
-    )
+    if not r_slash:
+        return False
+    # Host names are case-insensitive (the registry and the kubelet treat them so), paths are
+    # not; and only a host is a host: `allowed/*` names a Docker Hub namespace, while the image
+    # `Allowed/x` is pulled from a host called `Allowed`, so they compare case-sensitively.
+    if names_domain(p_host) and names_domain(r_host):
+        p_host, r_host = p_host.lower(), r_host.lower()
+    return glob_match(p_host, r_host) and glob_match(p_path, r_path)
 
 
 def _tag_matches(pattern: Pattern, tag: str | None) -> bool:
