@@ -114,7 +114,14 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
         webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
         urls = await stack.enter_async_context(
             running(
-                webhook, tls, conf.host, conf.port, conf.metrics_port, conf.cert_reload_interval
+                webhook,
+                tls,
+                conf.host,
+                conf.port,
+                conf.metrics_port,
+                conf.cert_reload_interval,
+                config.connection_limits_from(conf),
+                conf.log_summary_interval,
             )
         )
         print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
