@@ -157,12 +157,11 @@ class Connections:
         return handle
 
     # --- bookkeeping for _Accepted and _Connection ------------------------------
-    def _admit(self, connection: _Connection) -> bool:
-        if len(self._open) >= self.max_connections:
-            self.dropped.record("over-limit")
-            return False
-        self._open.add(connection)
-        return True
+    def _has_room(self) -> bool:
+        if len(self._open) < self.max_connections:
+            return True
+        self.dropped.record("over-limit")
+        return False
 
     def _attached(self, connection: _Connection, handler: asyncio.Protocol) -> None:
         self._by_handler[handler] = connection
@@ -183,10 +182,12 @@ class _Accepted(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        connection = _Connection(self.owner, self.handlers, transport)
-        if not self.owner._admit(connection):
+        if not self.owner._has_room():
             transport.abort()
-        elif self.tls is None:
+            return
+        connection = _Connection(self.owner, self.handlers, transport)
+        self.owner._open.add(connection)
+        if self.tls is None:
             transport.set_protocol(connection)
             connection.connection_made(transport)
         else:
@@ -263,8 +264,10 @@ class _Connection(asyncio.Protocol):
                 ssl_handshake_timeout=self.limits.handshake_timeout,
                 ssl_shutdown_timeout=self.limits.handshake_timeout,
             )
-        except Exception:  # a failed or abandoned handshake, whatever the error
-            if loop.time() - started >= self.limits.handshake_timeout:
+        except Exception as exc:  # a failed or abandoned handshake, whatever the error
+            # ConnectionAbortedError is how asyncio ends a handshake that ran out of time.
+            timed_out = isinstance(exc, ConnectionAbortedError)
+            if timed_out or loop.time() - started >= self.limits.handshake_timeout:
                 self.owner.dropped.record("handshake-timeout")
             else:
                 self.owner.dropped.record("handshake-failed")
