@@ -148,7 +148,7 @@ class Connections:
 
         def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             if context.get("message") == ACCEPT_OUT_OF_RESOURCES:
-                self.dropped.record("accept-failed")
+                self.dropped.count("accept-failed")
             elif previous is not None:
                 previous(loop, context)
             else:
@@ -160,7 +160,7 @@ class Connections:
     def _has_room(self) -> bool:
         if len(self._open) < self.max_connections:
             return True
-        self.dropped.record("over-limit")
+        self.dropped.count("over-limit")
         return False
 
     def _attached(self, connection: _Connection, handler: asyncio.Protocol) -> None:
@@ -224,10 +224,10 @@ class _Connection(asyncio.Protocol):
     def _expired(self) -> None:
         self._timer = None
         if self.phase is Phase.IDLE:
-            self.owner.dropped.record("idle")
+            self.owner.dropped.count("idle")
             self.close()
         elif self.phase is Phase.READING:
-            self.owner.dropped.record("slow-request")
+            self.owner.dropped.count("slow-request")
             self.abort()
 
     def request_started(self) -> None:
@@ -268,9 +268,9 @@ class _Connection(asyncio.Protocol):
             # ConnectionAbortedError is how asyncio ends a handshake that ran out of time.
             timed_out = isinstance(exc, ConnectionAbortedError)
             if timed_out or loop.time() - started >= self.limits.handshake_timeout:
-                self.owner.dropped.record("handshake-timeout")
+                self.owner.dropped.count("handshake-timeout")
             else:
-                self.owner.dropped.record("handshake-failed")
+                self.owner.dropped.count("handshake-failed")
             self.phase = Phase.CLOSED
             self.owner._forget(self)
             return

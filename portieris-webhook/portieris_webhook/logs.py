@@ -59,13 +59,18 @@ class EventSummary:
         self._unlogged: Counter[str] = Counter()
         self._logged = 0
 
-    def record(self, kind: str, detail: str = "") -> None:
+    def count(self, kind: str) -> bool:
+        """Count one event; True if it is among the few to log in full."""
         self.totals[kind] += 1
-        if detail and self._logged < self.burst:
+        if self._logged < self.burst:
             self._logged += 1
+            return True
+        self._unlogged[kind] += 1
+        return False
+
+    def record(self, kind: str, detail: str) -> None:
+        if self.count(kind):
             self.logger.warning("%s", detail)
-        else:
-            self._unlogged[kind] += 1
 
     def flush(self, suffix: str = "") -> None:
         if self._unlogged:

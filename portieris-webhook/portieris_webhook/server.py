@@ -26,6 +26,8 @@ from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
 
 LOG = logging.getLogger(__name__)
+HTTP_LOG = logging.getLogger("portieris_webhook.http")
+"""What aiohttp's HTTP protocol logs (malformed requests, mostly); throttled while serving."""
 
 BAD_REQUEST_BURST = 10
 """Rejected requests logged in full between two summaries; the rest are counted."""
@@ -134,50 +136,56 @@ async def running(
 ) -> AsyncIterator[list[str]]:
     """Start both listeners; yield their URLs; stop them on exit."""
     connections = Connections(limits or ConnectionLimits())
+    # aiohttp logs each malformed HTTP request with a traceback: a few, then counts.
+    http_errors = EventSummary(LOG, "HTTP errors not logged one by one", burst=3)
+    throttle = _Throttle(http_errors)
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
-    loop.set_exception_handler(connections.exception_handler(previous_handler))
     collector = ConnectionMetrics(connections)
-    webhook.metrics.registry.register(collector)
-    track = connections.middleware()
-    apps: list[tuple[web.Application, int, ssl.SSLContext | None]] = [
-        (webhook.build(track), port, tls.context)
-    ]
-    if metrics_port:
-        apps.append((webhook.build_metrics(track), metrics_port, None))
-    runners: list[web.AppRunner] = []
-    servers: list[asyncio.Server] = []
-    tasks = [
-        asyncio.create_task(tls.watch(cert_reload_interval)),
-        asyncio.create_task(
-            _summarise(summary_interval, connections.report, webhook.rejected.flush)
-        ),
-    ]
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        HTTP_LOG.addFilter(throttle)
+        stack.callback(HTTP_LOG.removeFilter, throttle)
+        loop.set_exception_handler(connections.exception_handler(previous_handler))
+        stack.callback(loop.set_exception_handler, previous_handler)
+        webhook.metrics.registry.register(collector)
+        stack.callback(webhook.metrics.registry.unregister, collector)
+        for report in (http_errors.flush, webhook.rejected.flush, connections.report):
+            stack.callback(report)  # what is left to say when stopping
+        stack.callback(connections.close_all)
+        track = connections.middleware()
+        apps: list[tuple[web.Application, int, ssl.SSLContext | None]] = [
+            (webhook.build(track), port, tls.context)
+        ]
+        if metrics_port:
+            apps.append((webhook.build_metrics(track), metrics_port, None))
         urls = []
         for app, app_port, context in apps:
             # Compressed bodies are refused by the handler, never inflated.
-            runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+            runner = web.AppRunner(app, access_log=None, auto_decompress=False, logger=HTTP_LOG)
             await runner.setup()
-            runners.append(runner)
+            stack.push_async_callback(runner.cleanup)
             assert runner.server is not None
             server = await connections.listen(runner.server, host, app_port, context)
-            servers.append(server)
+            stack.callback(server.close)
             urls.append(f"{'https' if context else 'http'}://{host}:{app_port}")
+        for task in (
+            tls.watch(cert_reload_interval),
+            _summarise(
+                summary_interval, connections.report, webhook.rejected.flush, http_errors.flush
+            ),
+        ):
+            stack.callback(asyncio.create_task(task).cancel)
         LOG.info("listening on %s", ", ".join(urls))
         yield urls
-    finally:
-        for task in tasks:
-            task.cancel()
-        for server in servers:
-            server.close()
-        for runner in runners:
-            await runner.cleanup()
-        connections.close_all()
-        connections.report()
-        webhook.rejected.flush()
-        webhook.metrics.registry.unregister(collector)
-        loop.set_exception_handler(previous_handler)
+
+
+class _Throttle(logging.Filter):
+    def __init__(self, summary: EventSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.summary.count("http-error")
 
 
 async def _summarise(interval: float, *reports: Callable[[], None]) -> None:

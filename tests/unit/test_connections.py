@@ -166,7 +166,7 @@ async def test_dropped_connections_and_bad_requests_are_summarised_not_logged_ea
 ):
     caplog.set_level(logging.INFO)
     limits = ConnectionLimits(handshake_timeout=1.0, idle_timeout=1.0, max_connections=1000)
-    held, bad_requests = {"idle": 150, "no-handshake": 50}, 600
+    held, bad_requests, malformed_http = {"idle": 150, "no-handshake": 50}, 600, 100
     async with serving(tmp_path, limits=limits, summary_interval=1.0) as served:
         port = int(served.url.rsplit(":", 1)[1])
         started = time.monotonic()
@@ -176,13 +176,24 @@ async def test_dropped_connections_and_bad_requests_are_summarised_not_logged_ea
             for _ in range(bad_requests):
                 async with session.post(f"{served.url}/admit", data=b"nope") as resp:
                     assert resp.status == 400
+        for _ in range(malformed_http):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=served.client_context()
+            )
+            writer.write(b"POST /admit HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.0 400 Bad Request")
+            writer.close()
         await clients_closed(clients)
         await asyncio.sleep(1.1)
         intervals = int(time.monotonic() - started) + 2
     records = [r for r in caplog.records if r.levelno >= logging.WARNING]
     logged = " ".join(r.getMessage() for r in records)
-    # Per interval: a few rejected requests in full, and one summary line per kind.
-    assert len(records) <= intervals * (BAD_REQUEST_BURST + 2) < (bad_requests + 200) / 4
+    events = bad_requests + malformed_http + sum(held.values())
+    # Per interval: a few rejected requests and HTTP errors in full, one summary line per kind.
+    assert len(records) <= intervals * (BAD_REQUEST_BURST + 3 + 3) < events / 4
+    assert _summed(logged, "http-error") + logged.count("Error handling request") == (
+        malformed_http
+    )
     assert _summed(logged, "idle") == held["idle"]
     assert _summed(logged, "handshake-timeout") == held["no-handshake"]
     assert _summed(logged, "bad-request") + logged.count("rejected admission request:") == (
