@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from portieris_webhook.listener import ConnectionLimits, fd_limited
+from portieris_webhook.listener import ACCEPT_OUT_OF_RESOURCES, ConnectionLimits, fd_limited
 from portieris_webhook.server import BAD_REQUEST_BURST
 
 from tests.builders import pod_spec, review, workload
@@ -199,6 +199,27 @@ async def test_dropped_connections_and_bad_requests_are_summarised_not_logged_ea
     assert _summed(logged, "bad-request") + logged.count("rejected admission request:") == (
         bad_requests
     )
+
+
+async def test_failed_accepts_are_counted_not_logged_each(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    async with serving(tmp_path, summary_interval=0.2) as served:
+        loop = asyncio.get_running_loop()
+        for _ in range(500):  # what asyncio reports when accept() hits the open-file limit
+            loop.call_exception_handler(
+                {
+                    "message": ACCEPT_OUT_OF_RESOURCES,
+                    "exception": OSError(24, "Too many open files"),
+                }
+            )
+        loop.call_exception_handler({"message": "something else"})
+        await asyncio.sleep(0.5)
+        samples = await metric_samples(served)
+    assert samples['portieris_connections_dropped_total{reason="accept-failed"}'] == 500
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert _summed(" ".join(messages), "accept-failed") == 500
+    assert "something else" in messages
+    assert len(messages) <= 3
 
 
 def _summed(text, kind):
