@@ -24,6 +24,7 @@ import enum
 import logging
 import resource
 import ssl
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,13 +71,15 @@ def fd_limited(max_connections: int, fd_limit: int) -> int:
 def raise_fd_limit() -> int:
     """Raise the soft limit on open files to the hard limit (as Go programs do); return it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
-        return soft if soft != resource.RLIM_INFINITY else hard
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (OSError, ValueError):
-        return soft
-    return hard
+    if soft == resource.RLIM_INFINITY:
+        return sys.maxsize
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            return soft
+        return hard
+    return soft
 
 
 class Phase(enum.Enum):

@@ -238,6 +238,21 @@ def test_the_connection_cap_leaves_half_the_file_descriptors(configured, fd_limi
     assert fd_limited(configured, fd_limit) == cap
 
 
+@pytest.mark.parametrize(("soft", "hard", "raised"), [(128, 256, 256), (128, 128, 128)])
+def test_the_open_file_limit_is_raised_to_the_hard_limit(soft, hard, raised):
+    def limits():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    probe = (
+        "import resource; from portieris_webhook.listener import raise_fd_limit; "
+        "print(raise_fd_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, preexec_fn=limits, check=True
+    )
+    assert result.stdout.split() == [str(raised), str(raised)]
+
+
 def test_serve_at_a_low_file_limit_keeps_its_log_small_and_recovers(tmp_path):
     ca = TestCA.create()
     ca_file = ca.write(tmp_path)
