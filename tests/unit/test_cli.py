@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from portieris_webhook import cli
+from portieris_webhook.enforce import Enforcer
+from portieris_webhook.errors import InvalidAdmissionReview
+
 from tests.fixtures.pki import TestCA
 from tests.fixtures.procs import free_port
 
@@ -156,6 +160,18 @@ def test_admit_exits_2_on_an_unknown_operation(tmp_path, operation):
     result = run("admit", "--manifests", str(EXAMPLES / "manifests"), str(path))
     assert result.returncode == 2 and "request.operation" in result.stderr
     assert result.stdout == ""
+
+
+def test_admit_exits_2_when_the_object_is_found_malformed_while_deciding(monkeypatch, capsys):
+    async def malformed(_self, _request):
+        raise InvalidAdmissionReview("spec.imagePullSecrets must be a list")
+
+    monkeypatch.setattr(Enforcer, "decide", malformed)
+    review = str(EXAMPLES / "reviews" / "pod-denied.json")
+    assert cli.main(["admit", "--manifests", str(EXAMPLES / "manifests"), review]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "admit: error: spec.imagePullSecrets must be a list" in err
 
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
