@@ -61,6 +61,7 @@ test: $(STAMP) system-deps controlplane crds stx-app debs lint
 bench: $(STAMP) system-deps
 	$(VENV)/bin/python bench/bench_trust.py
 	$(VENV)/bin/python bench/bench_simple.py
+	$(VENV)/bin/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache dist build

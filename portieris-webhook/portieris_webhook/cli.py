@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -12,8 +11,8 @@ from typing import Any
 
 from oslo_config import cfg
 
-from portieris_webhook import __version__, config
-from portieris_webhook.admission.review import parse_review
+from portieris_webhook import __version__, config, logs
+from portieris_webhook.admission.review import load_json, parse_review
 from portieris_webhook.admission.workloads import PodImage, PodSpec
 from portieris_webhook.app import enforcer_for
 from portieris_webhook.errors import PortierisError
@@ -37,14 +36,6 @@ Run `portieris-webhook COMMAND --help` for the options of a command.
 """
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _parse(command: str, argv: Sequence[str], *groups: Sequence[cfg.Opt]) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     for opts in groups:
@@ -56,7 +47,7 @@ def _parse(command: str, argv: Sequence[str], *groups: Sequence[cfg.Opt]) -> cfg
         version=__version__,
         default_config_files=[],
     )
-    _configure_logging(conf.log_level)
+    logs.configure(conf.log_level)
     return conf
 
 
@@ -68,10 +59,10 @@ def _offline_state(conf: cfg.ConfigOpts) -> StateView:
     return load_manifests(conf.manifests)
 
 
-def _read_text(source: str) -> str:
+def _read_bytes(source: str) -> bytes:
     if source == "-":
-        return sys.stdin.read()
-    with open(source, encoding="utf-8") as handle:
+        return sys.stdin.buffer.read()
+    with open(source, "rb") as handle:
         return handle.read()
 
 
@@ -79,14 +70,10 @@ async def _admit(conf: cfg.ConfigOpts) -> int:
     state = _offline_state(conf)
     source = conf.review
     try:
-        text = await asyncio.to_thread(_read_text, source)
+        data = await asyncio.to_thread(_read_bytes, source)
     except OSError as exc:
         raise PortierisError(f"cannot read {source}: {exc}") from exc
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise PortierisError(f"{source} is not JSON: {exc}") from exc
-    request = parse_review(document)
+    request = parse_review(load_json(data, source))
     async with enforcer_for(state, config.settings_from(conf)) as enforcer:
         decision = await enforcer.decide(request)
     print(render(decision.response.to_review()))
@@ -127,7 +114,14 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
         webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
         urls = await stack.enter_async_context(
             running(
-                webhook, tls, conf.host, conf.port, conf.metrics_port, conf.cert_reload_interval
+                webhook,
+                tls,
+                conf.host,
+                conf.port,
+                conf.metrics_port,
+                conf.cert_reload_interval,
+                config.connection_limits_from(conf),
+                conf.log_summary_interval,
             )
         )
         print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)

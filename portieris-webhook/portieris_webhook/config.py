@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from portieris_webhook.listener import ConnectionLimits
 from portieris_webhook.settings import Settings
 
 MANIFEST_OPTS = [
@@ -104,6 +105,40 @@ SERVE_OPTS = [
         help="Largest AdmissionReview body accepted; larger bodies get HTTP 400.",
     ),
     cfg.FloatOpt(
+        "handshake-timeout",
+        default=ConnectionLimits.handshake_timeout,
+        min=0.1,
+        help="Seconds a client has to finish the TLS handshake after connecting.",
+    ),
+    cfg.FloatOpt(
+        "request-read-timeout",
+        default=ConnectionLimits.request_read_timeout,
+        min=0.1,
+        help="Seconds a client has to send a whole request (headers and body), from its "
+        "first byte.",
+    ),
+    cfg.FloatOpt(
+        "idle-timeout",
+        default=ConnectionLimits.idle_timeout,
+        min=0.1,
+        help="Seconds a connection may stay open without a request. Keep it above the "
+        "90 s after which kube-apiserver closes its idle connections.",
+    ),
+    cfg.IntOpt(
+        "max-connections",
+        default=ConnectionLimits.max_connections,
+        min=1,
+        help="Open connections (TLS handshakes included) across the HTTPS and metrics "
+        "ports; more are closed at once. Never more than half the open-file limit.",
+    ),
+    cfg.FloatOpt(
+        "log-summary-interval",
+        default=60.0,
+        min=0.1,
+        help="Seconds between the log lines that summarise dropped connections and "
+        "rejected requests (which are not logged one by one).",
+    ),
+    cfg.FloatOpt(
         "cert-reload-interval",
         default=10.0,
         min=0.05,
@@ -144,4 +179,13 @@ def settings_from(conf: cfg.ConfigOpts) -> Settings:
         trust_cache_max_bytes=conf.trust_cache_max_bytes,
         trust_cache_max_age=conf.trust_cache_max_age,
         trust_failure_ttl=conf.trust_failure_ttl,
+    )
+
+
+def connection_limits_from(conf: cfg.ConfigOpts) -> ConnectionLimits:
+    return ConnectionLimits(
+        handshake_timeout=conf.handshake_timeout,
+        request_read_timeout=conf.request_read_timeout,
+        idle_timeout=conf.idle_timeout,
+        max_connections=conf.max_connections,
     )

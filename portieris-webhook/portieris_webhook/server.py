@@ -7,20 +7,34 @@ import contextlib
 import json
 import logging
 import signal
+import ssl
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from portieris_webhook.admission.review import AdmissionResponse, parse_review_body
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.listener import ConnectionLimits, ConnectionMetrics, Connections
+from portieris_webhook.logs import EventSummary
 from portieris_webhook.metrics import Metrics
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
 
 LOG = logging.getLogger(__name__)
+HTTP_LOG = logging.getLogger("portieris_webhook.http")
+"""What aiohttp's HTTP protocol logs (malformed requests, mostly); throttled while serving."""
+
+BAD_REQUEST_BURST = 10
+"""Rejected requests logged in full between two summaries; the rest are counted."""
+
+
+class BadBody(Exception):
+    """The request body cannot be used; the message says why."""
 
 
 @dataclass
@@ -29,37 +43,62 @@ class WebhookApp:
     state: StateView
     metrics: Metrics
     max_body_bytes: int = 3 * 1024 * 1024
+    rejected: EventSummary = field(
+        default_factory=lambda: EventSummary(
+            LOG, "rejected admission requests not logged one by one", burst=BAD_REQUEST_BURST
+        )
+    )
 
-    def build(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes + 1)
+    def build(self, *middlewares: Middleware) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=middlewares)
         app.router.add_post("/admit", self.admit)
         app.router.add_get("/health/liveness", self.liveness)
         app.router.add_get("/health/readiness", self.readiness)
         return app
 
-    def build_metrics(self) -> web.Application:
-        app = web.Application()
+    def build_metrics(self, *middlewares: Middleware) -> web.Application:
+        app = web.Application(middlewares=middlewares)
         app.router.add_get("/metrics", self.metrics_handler)
         return app
 
     def _bad_request(self, message: str) -> web.Response:
         self.metrics.bad_requests.inc()
-        LOG.warning("rejected admission request: %s", message)
+        self.rejected.record("bad-request", f"rejected admission request: {message}")
         return web.json_response({"error": message}, status=400)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, read until it ends or passes the limit; or BadBody saying why not."""
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+        if encoding != "identity":
+            raise BadBody(
+                f"Content-Encoding {encoding!r} is not accepted: send the AdmissionReview "
+                "uncompressed"
+            )
+        too_large = f"request body is larger than {self.max_body_bytes} bytes"
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise BadBody(too_large)
+        body = bytearray()
+        try:
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    raise BadBody(too_large)
+        except (ConnectionError, RequestPayloadError) as exc:
+            raise BadBody(f"request body could not be read: {exc}") from exc
+        return bytes(body)
 
     async def admit(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        if request.content_length is not None and request.content_length > self.max_body_bytes:
-            return self._bad_request(f"request body is larger than {self.max_body_bytes} bytes")
-        body = await request.content.read(self.max_body_bytes + 1)
-        if len(body) > self.max_body_bytes:
-            return self._bad_request(f"request body is larger than {self.max_body_bytes} bytes")
         try:
-            review = parse_review_body(body)
+            review = parse_review_body(await self._read_body(request))
+        except BadBody as exc:
+            return self._bad_request(str(exc))
         except InvalidAdmissionReview as exc:
             return self._bad_request(f"malformed AdmissionReview: {exc}")
         try:
             decision = await self.enforcer.decide(review)
+        except InvalidAdmissionReview as exc:  # a malformed object found while deciding
+            return self._bad_request(f"malformed AdmissionReview: {exc}")
         except Exception as exc:  # fail closed with an answer the user can read, never a 500
             LOG.exception("internal error deciding %s", review.display_name)
             message = f"portieris denied {review.display_name}: internal error: {exc!r}"
@@ -92,26 +131,68 @@ async def running(
     port: int,
     metrics_port: int,
     cert_reload_interval: float,
+    limits: ConnectionLimits | None = None,
+    summary_interval: float = 60.0,
 ) -> AsyncIterator[list[str]]:
     """Start both listeners; yield their URLs; stop them on exit."""
-    runners = [web.AppRunner(webhook.build(), access_log=None)]
-    await runners[0].setup()
-    sites = [web.TCPSite(runners[0], host, port, ssl_context=tls.context)]
-    if metrics_port:
-        runners.append(web.AppRunner(webhook.build_metrics(), access_log=None))
-        await runners[1].setup()
-        sites.append(web.TCPSite(runners[1], host, metrics_port))
-    watcher = asyncio.create_task(tls.watch(cert_reload_interval))
-    try:
-        for site in sites:
-            await site.start()
-        urls = [site.name for site in sites]
+    connections = Connections(limits or ConnectionLimits())
+    # aiohttp logs each malformed HTTP request with a traceback: a few, then counts.
+    http_errors = EventSummary(LOG, "HTTP errors not logged one by one", burst=3)
+    throttle = _Throttle(http_errors)
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    collector = ConnectionMetrics(connections)
+    async with contextlib.AsyncExitStack() as stack:
+        HTTP_LOG.addFilter(throttle)
+        stack.callback(HTTP_LOG.removeFilter, throttle)
+        loop.set_exception_handler(connections.exception_handler(previous_handler))
+        stack.callback(loop.set_exception_handler, previous_handler)
+        webhook.metrics.registry.register(collector)
+        stack.callback(webhook.metrics.registry.unregister, collector)
+        for report in (http_errors.flush, webhook.rejected.flush, connections.report):
+            stack.callback(report)  # what is left to say when stopping
+        stack.callback(connections.close_all)
+        track = connections.middleware()
+        apps: list[tuple[web.Application, int, ssl.SSLContext | None]] = [
+            (webhook.build(track), port, tls.context)
+        ]
+        if metrics_port:
+            apps.append((webhook.build_metrics(track), metrics_port, None))
+        urls = []
+        for app, app_port, context in apps:
+            # Compressed bodies are refused by the handler, never inflated.
+            runner = web.AppRunner(app, access_log=None, auto_decompress=False, logger=HTTP_LOG)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            assert runner.server is not None
+            server = await connections.listen(runner.server, host, app_port, context)
+            stack.callback(server.close)
+            urls.append(f"{'https' if context else 'http'}://{host}:{app_port}")
+        for task in (
+            tls.watch(cert_reload_interval),
+            _summarise(
+                summary_interval, connections.report, webhook.rejected.flush, http_errors.flush
+            ),
+        ):
+            stack.callback(asyncio.create_task(task).cancel)
         LOG.info("listening on %s", ", ".join(urls))
         yield urls
-    finally:
-        watcher.cancel()
-        for runner in runners:
-            await runner.cleanup()
+
+
+class _Throttle(logging.Filter):
+    def __init__(self, summary: EventSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.summary.count("http-error")
+
+
+async def _summarise(interval: float, *reports: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        for report in reports:
+            report()
 
 
 async def wait_for_signal() -> None:

@@ -113,6 +113,21 @@ def test_malformed_reviews_are_explained(document, message):
         parse_review(document)
 
 
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE", "DELETE", "CONNECT"])
+def test_every_admission_operation_is_accepted(operation):
+    assert parse_review(review(workload("Pod", spec_of("a")), operation=operation)).operation == (
+        operation
+    )
+
+
+@pytest.mark.parametrize("operation", ["create", "PATCH", "Create", "CREATE ", "", "GET", 5])
+def test_an_unknown_operation_is_malformed(operation):
+    document = review(workload("Pod", spec_of("a")))
+    document["request"]["operation"] = operation
+    with pytest.raises(InvalidAdmissionReview, match=r"request\.operation"):
+        parse_review(document)
+
+
 def test_malformed_owner_reference_is_explained():
     obj = workload("Pod", spec_of("a"), owners=[{"kind": "ReplicaSet", "name": "x"}])
     with pytest.raises(InvalidAdmissionReview, match=r"ownerReferences\[0\].apiVersion"):

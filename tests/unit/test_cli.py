@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+from portieris_webhook import cli
+from portieris_webhook.enforce import Enforcer
+from portieris_webhook.errors import InvalidAdmissionReview
 
 from tests.fixtures.pki import TestCA
 from tests.fixtures.procs import free_port
@@ -92,6 +97,112 @@ def test_admit_reads_standard_input():
 def test_unusable_input_exits_non_zero_with_a_message(args, message):
     result = run(*args)
     assert result.returncode != 0 and message in result.stderr
+
+
+def _unusable_review(tmp_path, kind):
+    path = tmp_path / "review.json"
+    if kind == "missing":
+        return tmp_path / "absent.json"
+    if kind == "directory":
+        return tmp_path
+    if kind == "deep-nesting":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "deep-nesting-in-review":
+        text = (EXAMPLES / "reviews" / "pod-denied.json").read_text()
+        document = json.loads(text)
+        document["request"]["object"]["metadata"]["labels"] = {"x": "PLACEHOLDER"}
+        path.write_text(json.dumps(document).replace('"PLACEHOLDER"', "[" * 50_000 + "]" * 50_000))
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "bad-utf8":
+        path.write_bytes(b'{"apiVersion": "admission.k8s.io/v1", "kind": "\xff\xfe"}')
+    elif kind == "utf16":
+        path.write_bytes((EXAMPLES / "reviews" / "pod-denied.json").read_text().encode("utf-16"))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "nul-bytes":
+        path.write_bytes(b"\0" * 100)
+    elif kind == "huge-number":
+        path.write_text("1" * 10_000)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "cannot read"),
+        ("directory", "cannot read"),
+        ("deep-nesting", "nested too deeply"),
+        ("deep-nesting-in-review", "nested too deeply"),
+        ("binary", "is not"),
+        ("bad-utf8", "is not"),
+        ("utf16", "is not"),
+        ("empty", "is not JSON"),
+        ("nul-bytes", "is not JSON"),
+        ("huge-number", "is not JSON"),
+    ],
+)
+def test_admit_exits_2_with_a_message_on_an_unusable_file(tmp_path, kind, message):
+    path = _unusable_review(tmp_path, kind)
+    result = run("admit", "--manifests", str(EXAMPLES / "manifests"), str(path))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("portieris-webhook admit: error: ")
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("operation", ["create", "PATCH"])
+def test_admit_exits_2_on_an_unknown_operation(tmp_path, operation):
+    document = json.loads((EXAMPLES / "reviews" / "pod-denied.json").read_text())
+    document["request"]["operation"] = operation
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(document))
+    result = run("admit", "--manifests", str(EXAMPLES / "manifests"), str(path))
+    assert result.returncode == 2 and "request.operation" in result.stderr
+    assert result.stdout == ""
+
+
+def test_admit_exits_2_when_the_object_is_found_malformed_while_deciding(monkeypatch, capsys):
+    async def malformed(_self, _request):
+        raise InvalidAdmissionReview("spec.imagePullSecrets must be a list")
+
+    monkeypatch.setattr(Enforcer, "decide", malformed)
+    review = str(EXAMPLES / "reviews" / "pod-denied.json")
+    assert cli.main(["admit", "--manifests", str(EXAMPLES / "manifests"), review]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "admit: error: spec.imagePullSecrets must be a list" in err
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "x\n2026-01-01 00:00:00,000 INFO portieris_webhook.decision: forged"),
+        ("name", "x\r\n\u2028\u0085\x1b[2Kforged"),
+        ("image", "quay.io/x:1\n2026-01-01 00:00:00,000 INFO forged"),
+        ("namespace", "ns\nINFO forged"),
+    ],
+)
+def test_request_data_cannot_forge_a_log_line(tmp_path, field, value):
+    document = json.loads((EXAMPLES / "reviews" / "pod-denied.json").read_text())
+    request = document["request"]
+    if field == "image":
+        request["object"]["spec"]["containers"][0]["image"] = value
+    else:
+        request[field] = value
+        request["object"]["metadata"][field] = value
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(document))
+    result = run("admit", "--manifests", str(EXAMPLES / "manifests"), str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and all(LOG_LINE.match(line) for line in lines), result.stderr
+    logged = [line for line in lines if "forged" in line]
+    assert len(logged) == 1
+    assert value.encode("unicode_escape").decode() in logged[0]
 
 
 def test_admit_rejects_a_json_that_is_not_a_review(tmp_path):

@@ -1,83 +1,28 @@
 """The webhook over real HTTPS: answers, bad bodies, health, metrics, TLS floor, certificate reload."""
 
 import asyncio
+import gzip
 import json
 import socket
 import ssl
+import zlib
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cryptography import x509
 
-from portieris_webhook.enforce import Enforcer
-from portieris_webhook.http import HttpClient
-from portieris_webhook.metrics import Metrics
-from portieris_webhook.server import WebhookApp, running
-from portieris_webhook.settings import Settings
-from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import MemoryState
-from portieris_webhook.tls import ReloadingTLS
-from portieris_webhook.verifiers import VerifierContext
+from portieris_webhook.errors import InvalidAdmissionReview
 
-from tests.builders import REJECT, cluster_policy, pod_spec, review, workload
+from tests.builders import pod_spec, review, workload
 from tests.fixtures.pki import TestCA
-from tests.fixtures.procs import free_port
-
-MAX_BODY = 64 * 1024
-
-
-class Served:
-    def __init__(self, url, metrics_url, tls, state, ca_file, cert_dir, enforcer):
-        self.url, self.metrics_url, self.tls, self.state = url, metrics_url, tls, state
-        self.enforcer = enforcer
-        self.ca_file, self.cert_dir = ca_file, cert_dir
-
-    def client_context(self, **limits):
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        for name, value in limits.items():
-            setattr(context, name, value)
-        return context
+from tests.fixtures.webhook import MAX_BODY, get, post, serving
 
 
 @pytest.fixture
 async def served(tmp_path):
-    ca = TestCA.create()
-    ca_file = ca.write(tmp_path)
-    cert, key = ca.write_leaf(tmp_path, "serving")
-    state = MemoryState()
-    state.put_policy(cluster_policy("c", ("allowed/*", {}), ("*", REJECT)))
-    state.mark_ready()
-    settings = Settings()
-    context = VerifierContext(settings, state, HttpClient(None))
-    enforcer = Enforcer(state, {"simple": SimpleVerifier(context)}, settings)
-    webhook = WebhookApp(enforcer, state, Metrics(), MAX_BODY)
-    tls = ReloadingTLS(str(cert), str(key))
-    port, metrics_port = free_port(), free_port()
-    async with running(webhook, tls, "127.0.0.1", port, metrics_port, 0.05):
-        yield Served(
-            f"https://127.0.0.1:{port}",
-            f"http://127.0.0.1:{metrics_port}",
-            tls,
-            state,
-            ca_file,
-            tmp_path,
-            enforcer,
-        )
-
-
-async def post(served, body, **headers):
-    connector = aiohttp.TCPConnector(ssl=served.client_context())
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(f"{served.url}/admit", data=body, headers=headers) as resp:
-            return resp.status, await resp.json()
-
-
-async def get(served, url):
-    connector = aiohttp.TCPConnector(ssl=served.client_context())
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(url) as resp:
-            return resp.status, await resp.text()
+    async with serving(tmp_path) as served:
+        yield served
 
 
 async def test_admit_answers_with_an_admission_review(served):
@@ -115,6 +60,100 @@ async def test_admit_answers_with_an_admission_review(served):
 async def test_bad_bodies_get_400_with_a_message(served, body, message):
     status, answer = await post(served, body)
     assert status == 400 and message in answer["error"]
+
+
+def padded(document, size):
+    """`document` as JSON, padded with trailing whitespace to exactly `size` bytes."""
+    body = json.dumps(document).encode()
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+def large_pod_review(size):
+    """A valid review of an allowed pod whose environment makes it `size` bytes long."""
+    spec = pod_spec("allowed/app:1")
+    spec["containers"][0]["env"] = [
+        {"name": f"VAR_{i}", "value": "v" * 100} for i in range(size // 150)
+    ]
+    return padded(review(workload("Pod", spec), uid="u-large"), size)
+
+
+async def chunked(body, size=16 * 1024):
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("size", [20_000, 300_000, 1_000_000, 3 * 1024 * 1024])
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_large_valid_reviews_are_read_whole(tmp_path, size, framing):
+    body = large_pod_review(size)
+    async with serving(tmp_path, max_body=3 * 1024 * 1024) as served:
+        status, answer = await post(served, body if framing == "content-length" else chunked(body))
+    assert status == 200, answer
+    assert answer["response"] == {"uid": "u-large", "allowed": True}
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(served, framing):
+    def send(body):
+        return body if framing == "content-length" else chunked(body, 1000)
+
+    at_limit = padded(review(workload("Pod", pod_spec("allowed/a")), uid="u-limit"), MAX_BODY)
+    status, answer = await post(served, send(at_limit))
+    assert status == 200 and answer["response"]["uid"] == "u-limit"
+    status, answer = await post(served, send(at_limit + b" "))
+    assert status == 400 and f"larger than {MAX_BODY} bytes" in answer["error"]
+
+
+@pytest.mark.parametrize(
+    "operation", ["create", "PATCH", "update", "GET", "CREATE\n", "DELETE ", "connect"]
+)
+async def test_an_unknown_operation_gets_400(served, operation):
+    body = review(workload("Pod", pod_spec("other/app:1")), operation=operation)
+    status, answer = await post(served, json.dumps(body))
+    assert status == 400 and "request.operation" in answer["error"]
+
+
+def nested(depth, opening=b"[", closing=b"]"):
+    return opening * depth + closing * depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested(30_000),
+        nested(10_000, b'{"a":', b"}").replace(b"}", b"", 1) + b"1}",
+        json.dumps(review(workload("Pod", pod_spec("allowed/a"))))
+        .replace('"name": "c0"', '"name": ' + "[" * 25_000 + "]" * 25_000)
+        .encode(),
+    ],
+    ids=["arrays", "objects", "inside-a-review"],
+)
+async def test_deeply_nested_json_gets_400_not_500(served, body):
+    assert len(body) <= MAX_BODY
+    status, answer = await post(served, body)
+    assert status == 400 and "nested too deeply" in answer["error"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_a_compressed_body_is_refused(served, encoding):
+    body = json.dumps(review(workload("Pod", pod_spec("allowed/a"))))
+    data = gzip.compress(body.encode()) if encoding == "gzip" else zlib.compress(body.encode())
+    status, answer = await post(served, data, **{"Content-Encoding": encoding})
+    assert status == 400 and "Content-Encoding" in answer["error"]
+
+
+async def test_an_invalid_review_found_while_deciding_gets_400(served, monkeypatch):
+    async def malformed(_request):
+        raise InvalidAdmissionReview("spec.imagePullSecrets must be a list")
+
+    monkeypatch.setattr(served.enforcer, "decide", malformed)
+    status, answer = await post(
+        served, json.dumps(review(workload("Pod", pod_spec("allowed/a")), uid="u-x"))
+    )
+    assert status == 400
+    assert answer["error"] == "malformed AdmissionReview: spec.imagePullSecrets must be a list"
 
 
 async def test_oversized_body_without_content_length_is_refused(served):

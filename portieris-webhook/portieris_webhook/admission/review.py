@@ -13,6 +13,8 @@ from portieris_webhook.state import OwnerRef
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+"""The operations of admission.k8s.io/v1; anything else is a malformed review."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,22 @@ class AdmissionResponse:
         return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 
 
-def parse_review_body(body: bytes) -> AdmissionRequest:
+def load_json(data: bytes | str, what: str = "request body") -> Any:
+    """Decode JSON (UTF-8, as RFC 8259 requires) or raise InvalidAdmissionReview saying why not."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidAdmissionReview(f"request body is not JSON: {exc}") from exc
-    return parse_review(document)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise InvalidAdmissionReview(f"{what} is not JSON: it is not UTF-8 ({exc})") from exc
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise InvalidAdmissionReview(f"{what} is nested too deeply to be read") from exc
+    except ValueError as exc:  # includes over-long integers
+        raise InvalidAdmissionReview(f"{what} is not JSON: {exc}") from exc
+
+
+def parse_review_body(body: bytes) -> AdmissionRequest:
+    return parse_review(load_json(body))
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -101,6 +113,10 @@ def parse_review(document: Any) -> AdmissionRequest:
     uid = _string(request, "uid", "request")
     gvk = _mapping(request.get("kind"), "request.kind")
     operation = _string(request, "operation", "request")
+    if operation not in OPERATIONS:
+        raise InvalidAdmissionReview(
+            f"request.operation {operation!r} is not one of {', '.join(OPERATIONS)}"
+        )
     obj = request.get("object")
     if obj is not None:
         obj = _mapping(obj, "request.object")

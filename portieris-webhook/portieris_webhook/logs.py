@@ -1,0 +1,87 @@
+"""Logging that request data cannot forge: one record is always one line.
+
+Object names, images and messages in an AdmissionReview come from whoever sends
+it (mutating webhooks run before the API server validates names), so a newline
+in a pod name would otherwise start a line that reads like a record of its own.
+The formatter escapes every character that is not printable in the message, and
+indents the lines of a traceback so none of them can pass for a new record.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TRACEBACK_INDENT = "    | "
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks, control and other non-printable characters escaped (`\\n`)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Formats a record as one escaped line, plus an indented traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = printable(self.formatMessage(record))
+        # Not record.exc_text: another handler may have cached it unindented.
+        if record.exc_info:
+            text += "\n" + _indented(self.formatException(record.exc_info))
+        elif record.exc_text:
+            text += "\n" + _indented(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
+        return text
+
+
+def _indented(text: str) -> str:
+    return "\n".join(TRACEBACK_INDENT + printable(line) for line in text.rstrip("\n").split("\n"))
+
+
+class EventSummary:
+    """Events a client can cause at will, logged without letting it flood the log.
+
+    The first `burst` events since the last summary are logged in full; the others
+    are only counted, and `flush` (called periodically) logs the counts in one line.
+    """
+
+    def __init__(self, logger: logging.Logger, title: str, burst: int = 0) -> None:
+        self.logger, self.title, self.burst = logger, title, burst
+        self.totals: Counter[str] = Counter()
+        self._unlogged: Counter[str] = Counter()
+        self._logged = 0
+
+    def count(self, kind: str) -> bool:
+        """Count one event; True if it is among the few to log in full."""
+        self.totals[kind] += 1
+        if self._logged < self.burst:
+            self._logged += 1
+            return True
+        self._unlogged[kind] += 1
+        return False
+
+    def record(self, kind: str, detail: str) -> None:
+        if self.count(kind):
+            self.logger.warning("%s", detail)
+
+    def flush(self, suffix: str = "") -> None:
+        if self._unlogged:
+            counts = ", ".join(f"{kind}={n}" for kind, n in sorted(self._unlogged.items()))
+            self.logger.warning("%s: %s%s", self.title, counts, suffix)
+        self._unlogged.clear()
+        self._logged = 0
+
+
+def configure(level: str) -> None:
+    """Log records at `level` and above to standard error, one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])

@@ -1,0 +1,59 @@
+"""Log records cannot be forged by the data they carry: one record, one line (plus an indented traceback)."""
+
+import io
+import logging
+
+import pytest
+
+from portieris_webhook.logs import FORMAT, TRACEBACK_INDENT, OneLineFormatter, printable
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain pod-name.1", "plain pod-name.1"),
+        ("x\nINFO forged", "x\\nINFO forged"),
+        ("a\r\nb", "a\\r\\nb"),
+        ("tab\there", "tab\\there"),
+        ("\x1b[2Kclear", "\\x1b[2Kclear"),
+        ("line\u2028sep\x85nel\u2029para", "line\\u2028sep\\x85nel\\u2029para"),
+        ("\x00nul", "\\x00nul"),
+        ("ünïcödé 名前", "ünïcödé 名前"),
+    ],
+)
+def test_printable_escapes_what_could_break_a_line(text, shown):
+    assert printable(text) == shown
+
+
+def _emit(message, *args, exc=None):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    logger = logging.getLogger("tests.logs")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        if exc is None:
+            logger.warning(message, *args)
+        else:
+            try:
+                raise exc
+            except type(exc):
+                logger.exception(message, *args)
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_a_record_with_request_data_is_one_line():
+    out = _emit("object=%s image=%s", "Pod/x\n2026-01-01 INFO forged", "a\u2028b")
+    assert out.count("\n") == 1 and out.endswith("\n")
+    assert "object=Pod/x\\n2026-01-01 INFO forged image=a\\u2028b" in out
+
+
+def test_a_traceback_is_indented_so_no_line_passes_for_a_record():
+    out = _emit("failed on %s", "img\nx", exc=RuntimeError("bad\nERROR forged\rmore"))
+    first, *rest = out.rstrip("\n").split("\n")
+    assert "ERROR tests.logs: failed on img\\nx" in first
+    assert rest and all(line.startswith(TRACEBACK_INDENT) for line in rest)
+    assert any("ERROR forged\\rmore" in line for line in rest)
