@@ -73,6 +73,9 @@ class Enforcer:
             spec = pod_spec(request.object, workload)
         except UncheckableObject as exc:
             return self._deny(request, str(exc), (), ("unsupported-object",))
+        if not spec.images:
+            # Nothing would run; the API server's own validation refuses an empty pod.
+            return self._allow(request, "it names no images")
         owner = await self._existing_owner(request, spec)
         if owner:
             return self._allow(request, f"child of {owner}, which was admitted itself")

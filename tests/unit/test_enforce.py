@@ -104,6 +104,13 @@ async def test_empty_policy_allows_without_checks_or_patch():
     assert enforcer.verifiers["trust"].seen == []
 
 
+async def test_object_without_images_is_allowed_unchanged():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    response = await decide(enforcer, workload("Deployment", pod_spec()))
+    assert response["allowed"] is True and "patch" not in response
+    assert enforcer.verifiers["trust"].seen == []
+
+
 async def test_no_matching_policy_denies_naming_what_was_searched():
     enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", {}))))
     response = await decide(enforcer, workload("Pod", pod_spec("quay.io/app:1")))
