@@ -30,14 +30,6 @@ def settings(notary_server) -> Settings:
     return Settings(ca_file=str(notary_server.ca_file), verify_timeout=8.0, remote_timeout=5.0)
 
 
-@pytest.fixture
-def signed(image_factory, notary_signer):
-    """A pushed image whose tag v1 is signed in targets/releases."""
-    image = image_factory("v1")
-    notary_signer.sign(image.name, image.tag, image.size, image.hex)
-    return image
-
-
 def policy_for(image, notary_server, **kwargs):
     return trust_policy(f"{image.host}/*", notary_server.url, **kwargs)
 

@@ -11,7 +11,7 @@ import pytest
 from portieris_webhook.settings import Settings
 
 from tests.fixtures.notary import make_delegation_key
-from tests.fixtures.trust_helpers import NotaryProxy, decide, enforcer, make_state, trust_policy
+from tests.fixtures.trust_helpers import decide, enforcer, make_state, trust_policy
 
 pytestmark = pytest.mark.integration
 
@@ -19,20 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def settings(notary_server) -> Settings:
     return Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0)
-
-
-@pytest.fixture
-def signed(image_factory, notary_signer):
-    image = image_factory("v1")
-    notary_signer.sign(image.name, image.tag, image.size, image.hex)
-    return image
-
-
-@pytest.fixture
-async def proxy(notary_server, test_ca, tmp_path):
-    p = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
-    yield p
-    await p.stop()
 
 
 def b64_sha256(hex_digest: str) -> bytes:

@@ -16,7 +16,6 @@ from portieris_webhook.trust.updater import ReadLimits
 
 from tests.fixtures.trust_helpers import (
     ENDLESS_BYTES,
-    NotaryProxy,
     decide,
     enforcer,
     make_state,
@@ -34,20 +33,6 @@ def settings(notary_server) -> Settings:
     return Settings(
         ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0, trust_failure_ttl=0.0
     )
-
-
-@pytest.fixture
-def signed(image_factory, notary_signer):
-    image = image_factory("v1")
-    notary_signer.sign(image.name, image.tag, image.size, image.hex)
-    return image
-
-
-@pytest.fixture
-async def proxy(notary_server, test_ca, tmp_path):
-    p = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
-    yield p
-    await p.stop()
 
 
 @pytest.mark.parametrize("role", ["root", "timestamp", "snapshot", "targets", "targets/releases"])

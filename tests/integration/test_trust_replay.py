@@ -15,16 +15,9 @@ import pytest
 from portieris_webhook.settings import Settings
 from portieris_webhook.trust.keys import parse_key
 
-from tests.fixtures.trust_helpers import NotaryProxy, decide, enforcer, make_state, trust_policy
+from tests.fixtures.trust_helpers import decide, enforcer, make_state, trust_policy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def proxy(notary_server, test_ca, tmp_path):
-    p = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
-    yield p
-    await p.stop()
 
 
 @pytest.fixture
