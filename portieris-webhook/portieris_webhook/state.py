@@ -24,6 +24,7 @@ from portieris_webhook.errors import (
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
+    InvalidPolicyRecord,
     PolicyObject,
     parse_policy_object,
 )
@@ -56,24 +57,20 @@ class OwnerRef:
         return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
 
-@dataclass(frozen=True)
-class InvalidPolicyRecord:
-    kind: str
-    namespace: str | None
-    name: str
-    error: str
-
-
 class StateView(Protocol):
     """What the request path may ask of the cluster."""
 
     def is_ready(self) -> bool: ...
 
-    def image_policies(self, namespace: str) -> list[PolicyObject]: ...
+    def image_policies(self) -> list[PolicyObject]:
+        """Every valid ImagePolicy, of every namespace."""
+        ...
 
     def cluster_image_policies(self) -> list[PolicyObject]: ...
 
-    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]: ...
+    def invalid_policies(self) -> list[InvalidPolicyRecord]:
+        """Every ImagePolicy (of every namespace) and ClusterImagePolicy that is invalid."""
+        ...
 
     def secret(self, namespace: str, name: str) -> Secret | None: ...
 
@@ -102,22 +99,14 @@ class MemoryState:
     def is_ready(self) -> bool:
         return self._ready
 
-    def image_policies(self, namespace: str) -> list[PolicyObject]:
-        return [
-            p
-            for (kind, ns, _), p in self._policies.items()
-            if kind == IMAGE_POLICY and ns == namespace
-        ]
+    def image_policies(self) -> list[PolicyObject]:
+        return [p for (kind, _, _), p in self._policies.items() if kind == IMAGE_POLICY]
 
     def cluster_image_policies(self) -> list[PolicyObject]:
         return [p for (kind, _, _), p in self._policies.items() if kind == CLUSTER_IMAGE_POLICY]
 
-    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]:
-        return [
-            r
-            for (k, ns, _), r in self._invalid.items()
-            if k == kind and (kind == CLUSTER_IMAGE_POLICY or ns == namespace)
-        ]
+    def invalid_policies(self) -> list[InvalidPolicyRecord]:
+        return list(self._invalid.values())
 
     def secret(self, namespace: str, name: str) -> Secret | None:
         return self._secrets.get((namespace, name))

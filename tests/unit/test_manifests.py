@@ -53,7 +53,7 @@ async def test_a_directory_of_manifests_becomes_the_cluster_state(tmp_path):
     state = load_manifests([str(tmp_path)])
     assert state.is_ready()
     assert [p.name for p in state.cluster_image_policies()] == ["default"]
-    assert [p.name for p in state.image_policies("team")] == ["team"]
+    assert [(p.namespace, p.name) for p in state.image_policies()] == [("team", "team")]
     assert state.secret("team", "creds").data == {"username": b"u", "password": b"p"}
     assert state.service_account("team", "builder").image_pull_secrets == ("creds",)
     owner = OwnerRef("apps/v1", "ReplicaSet", "web", "rs-uid")
