@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.kube import ClusterState, cluster_state
-from portieris_webhook.state import OwnerRef
 
 from .conftest import CRD_DIR, SKIP_LABEL
 from .controlplane import ControlPlane

@@ -2,9 +2,9 @@
 
 import pytest
 
+from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.errors import ManifestError
 from portieris_webhook.manifests import load_manifests
-from portieris_webhook.state import OwnerRef
 
 POLICIES = """
 apiVersion: portieris.cloud.ibm.com/v1
