@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from portieris_webhook.admission.review import AdmissionRequest, parse_review
+from portieris_webhook.state import ADDED, MemoryState
 
 GROUP_OF = {
     "Pod": "",
@@ -121,6 +123,15 @@ def image_policy(name: str, namespace: str, *rules: tuple[str, dict[str, Any]]) 
     obj["kind"] = "ImagePolicy"
     obj["metadata"]["namespace"] = namespace
     return obj
+
+
+def memory_state(*objects: Mapping[str, Any]) -> MemoryState:
+    """A ready state holding `objects` (policies, secrets, service accounts, owners)."""
+    state = MemoryState()
+    for obj in objects:
+        state.apply(ADDED, obj)
+    state.mark_ready()
+    return state
 
 
 REJECT = {"simple": {"requirements": [{"type": "reject"}]}}

@@ -19,8 +19,7 @@ from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec
 from portieris_webhook.errors import PortierisError, UncheckableObject, VerificationError
 from portieris_webhook.images import parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
-from portieris_webhook.policy.matching import NoPolicy, PolicyMatch, find_policy
-from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, IMAGE_POLICY
+from portieris_webhook.policy.matching import PolicyMatch, PolicySelection, find_policy
 from portieris_webhook.registry.credentials import pull_secret_names
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
@@ -237,23 +236,16 @@ class Enforcer:
         pending = waiting.describe()
         return f"{message}; it was waiting for {pending}" if pending else message
 
-    def select_policy(self, image: str, namespace: str) -> PolicyMatch:
-        """The policy for `image` in `namespace`, or VerificationError saying why there is none."""
-        namespaced = self.state.image_policies(namespace)
-        invalid_namespaced = self.state.invalid_policies(IMAGE_POLICY, namespace)
-        if namespaced or invalid_namespaced:
-            invalid = invalid_namespaced
-        else:
-            invalid = self.state.invalid_policies(CLUSTER_IMAGE_POLICY, None)
-        if invalid:
-            raise VerificationError(
-                "a policy that applies here is invalid, so nothing is admitted until it is fixed: "
-                + "; ".join(r.error for r in invalid)
-            )
-        found = find_policy(image, namespace, namespaced, self.state.cluster_image_policies())
-        if isinstance(found, NoPolicy):
-            raise VerificationError(found.describe())
-        return found
+    def select_policy(self, image: str, namespace: str) -> PolicySelection:
+        """The policy for `image` in `namespace`, or why there is none."""
+        state = self.state
+        return find_policy(
+            image,
+            namespace,
+            state.image_policies(),
+            state.cluster_image_policies(),
+            state.invalid_policies(),
+        )
 
     async def evaluate_image(
         self,
@@ -267,10 +259,9 @@ class Enforcer:
             reference = parse_image(image)
         except PortierisError as exc:
             return ImageDecision(image, False, reasons=(str(exc),), reason_kind="invalid-image")
-        try:
-            match = self.select_policy(image, namespace)
-        except VerificationError as exc:
-            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="no-policy")
+        match = self.select_policy(image, namespace)
+        if not isinstance(match, PolicyMatch):
+            return ImageDecision(image, False, reasons=(match.describe(),), reason_kind="no-policy")
         policy_name = match.describe()
         if match.policy.is_empty:
             return ImageDecision(

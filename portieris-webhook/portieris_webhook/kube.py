@@ -25,9 +25,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from portieris_webhook.admission.owners import OwnerRef, template_images
 from portieris_webhook.errors import ConfigurationError, PortierisError, RemoteError
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, GROUP, IMAGE_POLICY, VERSION
-from portieris_webhook.state import MemoryState, OwnerRef, template_images
+from portieris_webhook.state import ADDED, MemoryState
 
 LOG = logging.getLogger(__name__)
 
@@ -203,28 +204,14 @@ class ClusterState(MemoryState):
         return images
 
 
-def _apply(state: MemoryState, kind: str, event: str, obj: Mapping[str, Any]) -> None:
-    meta = obj.get("metadata") or {}
-    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+def _apply(state: MemoryState, event: str, obj: Mapping[str, Any]) -> None:
     try:
-        if kind in (IMAGE_POLICY, CLUSTER_IMAGE_POLICY):
-            if event == "DELETED":
-                state.delete_policy(obj)
-            else:
-                state.put_policy(obj)
-        elif kind == "Secret":
-            if event == "DELETED":
-                state.delete_secret(namespace, name)
-            else:
-                state.put_secret(obj)
-        elif kind == "ServiceAccount":
-            if event == "DELETED":
-                state.delete_service_account(namespace, name)
-            else:
-                state.put_service_account(obj)
+        state.apply(event, obj)
     except PortierisError as exc:
         # Stored as invalid (policies) or skipped (secrets); images it governs are denied.
-        LOG.warning("%s %s/%s: %s", kind, namespace, name, exc)
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        LOG.warning("%s %s/%s: %s", obj.get("kind"), namespace, name, exc)
 
 
 class Informer:
@@ -260,7 +247,7 @@ class Informer:
         for item in items:
             item.setdefault("kind", self.resource.kind)
             item.setdefault("apiVersion", api_version)
-            _apply(self.state, self.resource.kind, "ADDED", item)
+            _apply(self.state, ADDED, item)
         self.relists += 1
         LOG.info("listed %d %s objects", len(items), self.resource.kind)
         return str(meta.get("resourceVersion") or "")
@@ -270,8 +257,8 @@ class Informer:
             self.watches += 1
             stream = self.api.watch(self.resource.path, resource_version, self.watch_seconds)
             async for event in stream:
-                kind, obj = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
+                event_type, obj = event.get("type"), event.get("object") or {}
+                if event_type == "ERROR":
                     LOG.info(
                         "watch of %s ended: %s; listing again",
                         self.resource.kind,
@@ -281,8 +268,9 @@ class Informer:
                 resource_version = str(
                     (obj.get("metadata") or {}).get("resourceVersion") or resource_version
                 )
-                if kind != "BOOKMARK":
-                    _apply(self.state, self.resource.kind, str(kind), obj)
+                if event_type != "BOOKMARK":
+                    obj.setdefault("kind", self.resource.kind)
+                    _apply(self.state, str(event_type), obj)
 
     async def run(self) -> None:
         backoff = 0.5

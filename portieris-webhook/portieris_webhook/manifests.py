@@ -9,8 +9,7 @@ from typing import Any
 import yaml
 
 from portieris_webhook.errors import InvalidPolicy, ManifestError
-from portieris_webhook.policy.model import POLICY_KINDS
-from portieris_webhook.state import MemoryState
+from portieris_webhook.state import ADDED, MemoryState
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -70,18 +69,7 @@ def _store(state: MemoryState, path: Path, obj: Mapping[str, Any]) -> None:
     kind = obj.get("kind")
     if not isinstance(kind, str) or not isinstance(obj.get("metadata"), Mapping):
         raise ManifestError(f"{path}: an object without kind or metadata")
-    if kind in POLICY_KINDS:
-        try:
-            state.put_policy(obj)
-        except InvalidPolicy as exc:
-            raise ManifestError(f"{path}: {exc}") from exc
-    elif kind == "Secret":
-        try:
-            state.put_secret(obj)
-        except ManifestError as exc:
-            raise ManifestError(f"{path}: {exc}") from exc
-    elif kind == "ServiceAccount":
-        state.put_service_account(obj)
-        state.put_object(obj)
-    else:
-        state.put_object(obj)
+    try:
+        state.apply(ADDED, obj)
+    except (InvalidPolicy, ManifestError) as exc:
+        raise ManifestError(f"{path}: {exc}") from exc

@@ -12,21 +12,22 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from portieris_webhook.admission.workloads import pod_spec, workload_kind
-from portieris_webhook.errors import (
-    InvalidAdmissionReview,
-    InvalidPolicy,
-    ManifestError,
-    UncheckableObject,
-)
+from portieris_webhook.admission.owners import OwnerRef, api_group, template_images
+from portieris_webhook.errors import InvalidPolicy, ManifestError
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
+    POLICY_KINDS,
+    InvalidPolicyRecord,
     PolicyObject,
     parse_policy_object,
 )
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+WATCH_EVENTS = (ADDED, MODIFIED, DELETED)
+"""What can happen to an object, named as Kubernetes watch events name it."""
 
 
 @dataclass(frozen=True)
@@ -44,36 +45,20 @@ class ServiceAccount:
     image_pull_secrets: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class OwnerRef:
-    api_version: str
-    kind: str
-    name: str
-    uid: str
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
-
-
-@dataclass(frozen=True)
-class InvalidPolicyRecord:
-    kind: str
-    namespace: str | None
-    name: str
-    error: str
-
-
 class StateView(Protocol):
     """What the request path may ask of the cluster."""
 
     def is_ready(self) -> bool: ...
 
-    def image_policies(self, namespace: str) -> list[PolicyObject]: ...
+    def image_policies(self) -> list[PolicyObject]:
+        """Every valid ImagePolicy, of every namespace."""
+        ...
 
     def cluster_image_policies(self) -> list[PolicyObject]: ...
 
-    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]: ...
+    def invalid_policies(self) -> list[InvalidPolicyRecord]:
+        """Every ImagePolicy (of every namespace) and ClusterImagePolicy that is invalid."""
+        ...
 
     def secret(self, namespace: str, name: str) -> Secret | None: ...
 
@@ -85,39 +70,36 @@ class StateView(Protocol):
 
 
 PolicyKey = tuple[str, str | None, str]
+ObjectKey = tuple[str, str, str, str]
+"""An object by API group, kind, namespace, name."""
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class MemoryState:
-    """In-memory cluster state. Writers: manifest loader, kube watchers."""
+    """In-memory cluster state, written only through `apply` (and `clear` before a relist)
+    by the manifest loader and the kube informers alike."""
 
     def __init__(self) -> None:
         self._policies: dict[PolicyKey, PolicyObject] = {}
         self._invalid: dict[PolicyKey, InvalidPolicyRecord] = {}
         self._secrets: dict[tuple[str, str], Secret] = {}
         self._service_accounts: dict[tuple[str, str], ServiceAccount] = {}
-        self._objects: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
+        self._objects: dict[ObjectKey, Mapping[str, Any]] = {}
         self._ready = False
 
     # --- readers -----------------------------------------------------------
     def is_ready(self) -> bool:
         return self._ready
 
-    def image_policies(self, namespace: str) -> list[PolicyObject]:
-        return [
-            p
-            for (kind, ns, _), p in self._policies.items()
-            if kind == IMAGE_POLICY and ns == namespace
-        ]
+    def image_policies(self) -> list[PolicyObject]:
+        return [p for (kind, _, _), p in self._policies.items() if kind == IMAGE_POLICY]
 
     def cluster_image_policies(self) -> list[PolicyObject]:
         return [p for (kind, _, _), p in self._policies.items() if kind == CLUSTER_IMAGE_POLICY]
 
-    def invalid_policies(self, kind: str, namespace: str | None) -> list[InvalidPolicyRecord]:
-        return [
-            r
-            for (k, ns, _), r in self._invalid.items()
-            if k == kind and (kind == CLUSTER_IMAGE_POLICY or ns == namespace)
-        ]
+    def invalid_policies(self) -> list[InvalidPolicyRecord]:
+        return list(self._invalid.values())
 
     def secret(self, namespace: str, name: str) -> Secret | None:
         return self._secrets.get((namespace, name))
@@ -133,63 +115,43 @@ class MemoryState:
     def mark_ready(self, ready: bool = True) -> None:
         self._ready = ready
 
-    def put_policy(self, obj: Mapping[str, Any]) -> PolicyObject:
-        """Store a policy object; an invalid one is kept as a record and re-raised."""
+    def apply(self, event: str, obj: Mapping[str, Any]) -> None:
+        """Record what `event` did to `obj`: store it (ADDED, MODIFIED) or forget it (DELETED).
+
+        Policies, Secrets and ServiceAccounts are kept as what the request path reads; any
+        other object as it is, a possible owner. Raises InvalidPolicy for a policy that cannot
+        be honoured (kept as invalid: the images it could govern are denied) and ManifestError
+        for a Secret whose data is not base64 (not stored; an earlier version of it stays).
+        """
+        if event not in WATCH_EVENTS:
+            raise ValueError(f"watch event {event!r} is not one of {', '.join(WATCH_EVENTS)}")
+        kind = str(obj.get("kind"))
+        deleted = event == DELETED
+        if kind in POLICY_KINDS:
+            self._apply_policy(obj, deleted)
+        elif kind == "Secret":
+            _store(self._secrets, _namespaced_name(obj), None if deleted else _secret(obj))
+        elif kind == "ServiceAccount":
+            account = None if deleted else _service_account(obj)
+            _store(self._service_accounts, _namespaced_name(obj), account)
+        else:
+            _store(self._objects, _object_key(obj), None if deleted else obj)
+
+    def _apply_policy(self, obj: Mapping[str, Any], deleted: bool) -> None:
         key = _policy_key(obj)
         self._policies.pop(key, None)
         self._invalid.pop(key, None)
+        if deleted:
+            return
         try:
-            policy = parse_policy_object(obj)
+            self._policies[key] = parse_policy_object(obj)
         except InvalidPolicy as exc:
-            self._invalid[key] = InvalidPolicyRecord(key[0], key[1], key[2], str(exc))
+            self._invalid[key] = InvalidPolicyRecord(*key, str(exc))
             raise
-        self._policies[key] = policy
-        return policy
-
-    def delete_policy(self, obj: Mapping[str, Any]) -> None:
-        key = _policy_key(obj)
-        self._policies.pop(key, None)
-        self._invalid.pop(key, None)
-
-    def put_secret(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        data: dict[str, bytes] = {}
-        for key, value in (obj.get("data") or {}).items():
-            try:
-                data[key] = base64.b64decode(str(value), validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ManifestError(
-                    f"Secret {meta.get('namespace')}/{meta.get('name')}: data.{key} is not base64"
-                ) from exc
-        for key, value in (obj.get("stringData") or {}).items():
-            data[key] = str(value).encode()
-        secret = Secret(
-            namespace=str(meta.get("namespace") or "default"),
-            name=str(meta.get("name")),
-            type=str(obj.get("type") or "Opaque"),
-            data=data,
-        )
-        self._secrets[(secret.namespace, secret.name)] = secret
-
-    def delete_secret(self, namespace: str, name: str) -> None:
-        self._secrets.pop((namespace, name), None)
-
-    def put_service_account(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        names = tuple(
-            str(ref.get("name")) for ref in (obj.get("imagePullSecrets") or []) if ref.get("name")
-        )
-        account = ServiceAccount(
-            str(meta.get("namespace") or "default"), str(meta.get("name")), names
-        )
-        self._service_accounts[(account.namespace, account.name)] = account
-
-    def delete_service_account(self, namespace: str, name: str) -> None:
-        self._service_accounts.pop((namespace, name), None)
 
     def clear(self, kind: str) -> None:
         """Forget every object of `kind` (before a full relist from the API server)."""
-        if kind in (IMAGE_POLICY, CLUSTER_IMAGE_POLICY):
+        if kind in POLICY_KINDS:
             for store in (self._policies, self._invalid):
                 for key in [k for k in store if k[0] == kind]:
                     del store[key]
@@ -197,33 +159,22 @@ class MemoryState:
             self._secrets.clear()
         elif kind == "ServiceAccount":
             self._service_accounts.clear()
-
-    def put_object(self, obj: Mapping[str, Any]) -> None:
-        """Record any other object (a possible owner) by group, kind, namespace, name -> uid."""
-        meta = obj.get("metadata") or {}
-        api_version = str(obj.get("apiVersion") or "")
-        group = api_version.rpartition("/")[0] if "/" in api_version else ""
-        key = (
-            group,
-            str(obj.get("kind")),
-            str(meta.get("namespace") or "default"),
-            str(meta.get("name")),
-        )
-        self._objects[key] = obj
+        else:
+            for owner in [k for k in self._objects if k[1] == kind]:
+                del self._objects[owner]
 
 
-def template_images(obj: Mapping[str, Any], owner: OwnerRef) -> frozenset[str] | None:
-    """Every image `obj`'s pod template names (containers and image volumes) if `obj` is the
-    owner `owner` names (kind and uid); None if it is not, or its template cannot be read."""
+def _store(store: dict[K, V], key: K, value: V | None) -> None:
+    """Keep `value` under `key`, or forget `key` when there is no value."""
+    if value is None:
+        store.pop(key, None)
+    else:
+        store[key] = value
+
+
+def _namespaced_name(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
-    if obj.get("kind") != owner.kind or not owner.uid or meta.get("uid") != owner.uid:
-        return None
-    version = owner.api_version.rpartition("/")[2]
-    try:
-        spec = pod_spec(obj, workload_kind(owner.group, version, owner.kind))
-    except (InvalidAdmissionReview, UncheckableObject):
-        return None
-    return frozenset(c.image for c in spec.images)
+    return str(meta.get("namespace") or "default"), str(meta.get("name"))
 
 
 def _policy_key(obj: Mapping[str, Any]) -> PolicyKey:
@@ -231,3 +182,31 @@ def _policy_key(obj: Mapping[str, Any]) -> PolicyKey:
     kind = str(obj.get("kind"))
     namespace = meta.get("namespace") if kind == IMAGE_POLICY else None
     return (kind, namespace, str(meta.get("name")))
+
+
+def _object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    group = api_group(str(obj.get("apiVersion") or ""))
+    return (group, str(obj.get("kind")), *_namespaced_name(obj))
+
+
+def _secret(obj: Mapping[str, Any]) -> Secret:
+    meta = obj.get("metadata") or {}
+    data: dict[str, bytes] = {}
+    for key, value in (obj.get("data") or {}).items():
+        try:
+            data[key] = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ManifestError(
+                f"Secret {meta.get('namespace')}/{meta.get('name')}: data.{key} is not base64"
+            ) from exc
+    for key, value in (obj.get("stringData") or {}).items():
+        data[key] = str(value).encode()
+    namespace, name = _namespaced_name(obj)
+    return Secret(namespace, name, str(obj.get("type") or "Opaque"), data)
+
+
+def _service_account(obj: Mapping[str, Any]) -> ServiceAccount:
+    names = tuple(
+        str(ref.get("name")) for ref in (obj.get("imagePullSecrets") or []) if ref.get("name")
+    )
+    return ServiceAccount(*_namespaced_name(obj), names)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.kube import ClusterState, cluster_state
-from portieris_webhook.state import OwnerRef
 
 from .conftest import CRD_DIR, SKIP_LABEL
 from .controlplane import ControlPlane
@@ -42,13 +42,17 @@ def namespace(control_plane: ControlPlane) -> str:
     return name
 
 
+def image_policy_names(state: ClusterState, namespace: str) -> list[str]:
+    return [p.name for p in state.image_policies() if p.namespace == namespace]
+
+
 async def test_caches_follow_policies_secrets_and_service_accounts(
     control_plane: ControlPlane, namespace: str
 ) -> None:
     async with cluster_state(control_plane.kubeconfig) as state:
         assert await until(state.is_ready)
         kubectl_apply(control_plane, image_policy("p", namespace, ("reg.io/*", {})))
-        assert await until(lambda: [p.name for p in state.image_policies(namespace)] == ["p"])
+        assert await until(lambda: image_policy_names(state, namespace) == ["p"])
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -71,7 +75,7 @@ async def test_caches_follow_policies_secrets_and_service_accounts(
         await asyncio.to_thread(
             control_plane.kubectl, "delete", "imagepolicy", "p", "-n", namespace, check=True
         )
-        assert await until(lambda: state.image_policies(namespace) == [])
+        assert await until(lambda: image_policy_names(state, namespace) == [])
         await asyncio.to_thread(
             control_plane.kubectl, "delete", "secret", "keys", "-n", namespace, check=True
         )

@@ -27,6 +27,7 @@ from portieris_webhook.simple.stores import (
     MAX_SIGNATURES,
 )
 
+from tests.builders import memory_state
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.hostile import routes_app, stream
 from tests.fixtures.simple_helpers import (
@@ -38,7 +39,6 @@ from tests.fixtures.simple_helpers import (
     server_ssl_context,
     signed_by,
     simple_enforcer,
-    state_with,
 )
 from tests.fixtures.trust_helpers import pod_request
 from tests.integration.test_simple_verifier import ExtensionRegistry, decide, extension_entry
@@ -172,7 +172,7 @@ async def test_the_images_of_one_request_share_its_read_budget(
         policy = {
             "simple": {"requirements": [signed_by("alice")], "storeURL": f"https://{host}/sigs"}
         }
-        state = state_with(cluster_policy(policy), alice_secret(alice))
+        state = memory_state(cluster_policy(policy), alice_secret(alice))
         async with simple_enforcer(state, test_ca_file) as enforcer:
             images = [f"{host}/team/app{n}:v1" for n in range(count)]
             decision = await enforcer.decide(pod_request(images, NAMESPACE))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import memory_state
 from tests.fixtures.gpg import GpgHome, GpgKey, SimpleSigner, policy_for, signed_by_requirement
 from tests.fixtures.plugin import ImageFactory
 from tests.fixtures.registry import PushedImage, Registry
@@ -24,7 +25,6 @@ from tests.fixtures.simple_helpers import (
     secret,
     signed_by,
     simple_enforcer,
-    state_with,
 )
 
 pytestmark = pytest.mark.integration
@@ -279,7 +279,7 @@ async def test_verdict_matches_skopeo(
     reqs = REQUIREMENT_SETS[requirement_set]
     skopeo_says = signer.verdict(policy_for(registry.host, reqs.skopeo(case, keys)), case.ref)
     policy = {"simple": {"requirements": reqs.ours(case), "storeURL": lookaside_store.url}}
-    state = state_with(cluster_policy(policy), *key_secrets(keys))
+    state = memory_state(cluster_policy(policy), *key_secrets(keys))
 
     async with simple_enforcer(state, registry.ca_file) as enforcer:
         decision = await decide_image(enforcer, case.ref, NAMESPACE)

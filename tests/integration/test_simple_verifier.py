@@ -17,6 +17,7 @@ from aiohttp import web
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier
 
+from tests.builders import memory_state
 from tests.fixtures.gpg import GpgHome, GpgKey, policy_for, signed_by_requirement
 from tests.fixtures.procs import free_port
 from tests.fixtures.registry import PushedImage, Registry
@@ -32,7 +33,6 @@ from tests.fixtures.simple_helpers import (
     server_ssl_context,
     signed_by,
     simple_enforcer,
-    state_with,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ async def decide(
     pull_secrets: tuple[str, ...] = (),
     extra: tuple[Verifier, ...] = (),
 ):
-    state = state_with(cluster_policy(policy), *objects)
+    state = memory_state(cluster_policy(policy), *objects)
     async with simple_enforcer(state, registry.ca_file, extra) as enforcer:
         return await decide_image(enforcer, image, NAMESPACE, pull_secrets)
 

@@ -15,6 +15,7 @@ import pytest
 from portieris_webhook.app import enforcer_for
 from portieris_webhook.settings import Settings
 
+from tests.builders import memory_state
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.hostile import slow_app
 from tests.fixtures.simple_helpers import (
@@ -24,7 +25,6 @@ from tests.fixtures.simple_helpers import (
     serve,
     server_ssl_context,
     signed_by,
-    state_with,
 )
 from tests.fixtures.trust_helpers import pod_request
 
@@ -43,7 +43,7 @@ def settings(ca_file: Any) -> Settings:
 async def deny_message(
     policy: dict[str, Any], image: str, ca_file: Any, *objects: dict[str, Any]
 ) -> str:
-    state = state_with(cluster_policy(policy), *objects)
+    state = memory_state(cluster_policy(policy), *objects)
     async with enforcer_for(state, settings(ca_file)) as enforcer:
         decision = await enforcer.decide(pod_request([image], NAMESPACE))
     assert decision.response.allowed is False

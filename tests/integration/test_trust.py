@@ -10,12 +10,12 @@ import pytest
 
 from portieris_webhook.settings import Settings
 
+from tests.builders import memory_state
 from tests.fixtures.notary import make_delegation_key
 from tests.fixtures.trust_helpers import (
     NotaryProxy,
     decide,
     enforcer,
-    make_state,
     patched_images,
     pull_secret,
     signer_secret,
@@ -37,7 +37,7 @@ def policy_for(image, notary_server, **kwargs):
 async def test_a_signed_tag_is_allowed_and_pinned_to_the_signed_digest(
     signed, notary_server, settings
 ):
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -49,7 +49,7 @@ async def test_a_signed_tag_is_allowed_and_pinned_to_the_signed_digest(
 
 
 async def test_mutate_image_false_allows_without_a_patch(signed, notary_server, settings):
-    state = make_state(policy_for(signed, notary_server, mutate=False))
+    state = memory_state(policy_for(signed, notary_server, mutate=False))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -61,7 +61,7 @@ async def test_a_tag_signed_in_targets_itself_is_allowed(
 ):
     image = image_factory("v1")
     notary_signer.sign(image.name, image.tag, image.size, image.hex, role="targets")
-    state = make_state(policy_for(image, notary_server))
+    state = memory_state(policy_for(image, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, image.ref)
 
@@ -73,7 +73,7 @@ async def test_an_unsigned_tag_of_a_signed_repository_is_denied(
     signed, image_factory, notary_server, settings
 ):
     unsigned = image_factory("v2", repo=signed.repo)
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, unsigned.ref)
 
@@ -83,7 +83,7 @@ async def test_an_unsigned_tag_of_a_signed_repository_is_denied(
 
 async def test_a_repository_without_trust_data_is_denied(image_factory, notary_server, settings):
     image = image_factory("v1")
-    state = make_state(policy_for(image, notary_server))
+    state = memory_state(policy_for(image, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, image.ref)
 
@@ -97,7 +97,7 @@ async def test_a_repository_without_trust_data_is_denied(image_factory, notary_s
 async def test_a_signed_digest_reference_is_allowed_without_a_change(
     signed, notary_server, settings
 ):
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.digest_ref)
 
@@ -111,7 +111,7 @@ async def test_an_unsigned_digest_is_denied_even_if_latest_is_signed(
     latest = image_factory("latest")
     notary_signer.sign(latest.name, "latest", latest.size, latest.hex)
     other = image_factory("other", repo=latest.repo)
-    state = make_state(policy_for(latest, notary_server))
+    state = memory_state(policy_for(latest, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, other.digest_ref)
 
@@ -124,7 +124,7 @@ async def test_a_tag_moved_in_the_registry_after_signing_is_pinned_to_the_signed
 ):
     moved = image_factory("v1", repo=signed.repo)  # new content pushed under the signed tag
     assert moved.digest != signed.digest
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -140,7 +140,7 @@ async def test_several_images_in_one_pod_are_each_verified(
     second = image_factory("v1")
     notary_signer.sign(second.name, "v1", second.size, second.hex)
     unsigned = image_factory("v1")
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         allowed = await decide(e, signed.ref, second.ref)
         denied = await decide(e, signed.ref, unsigned.ref, second.ref)
@@ -173,7 +173,7 @@ async def test_a_required_signer_who_signed_is_accepted(
 ):
     image, key = alice_signed
     pem = key.cert_pem if form == "certificate" else key.public_key_pem
-    state = make_state(
+    state = memory_state(
         policy_for(image, notary_server, signers=["alice-key"]),
         signer_secret("alice-key", "alice", pem),
     )
@@ -189,7 +189,7 @@ async def test_a_required_signer_whose_key_is_not_delegated_is_denied(
 ):
     image, _ = alice_signed
     impostor = make_delegation_key("alice")
-    state = make_state(
+    state = memory_state(
         policy_for(image, notary_server, signers=["alice-key"]),
         signer_secret("alice-key", "alice", impostor.cert_pem),
     )
@@ -208,7 +208,7 @@ async def test_a_required_signer_without_a_delegation_is_denied(
 ):
     image, _ = alice_signed
     bob = make_delegation_key("bob")
-    state = make_state(
+    state = memory_state(
         policy_for(image, notary_server, signers=["bob-key"]),
         signer_secret("bob-key", "bob", bob.cert_pem),
     )
@@ -234,7 +234,7 @@ async def test_a_required_signer_who_did_not_sign_the_tag_is_denied(
         image.name, "other", image.size, image.hex, roles=["targets/alice"], publish=True
     )
     assert releases is not None
-    state = make_state(
+    state = memory_state(
         policy_for(image, notary_server, signers=["alice-key"]),
         signer_secret("alice-key", "alice", alice.cert_pem),
     )
@@ -249,7 +249,7 @@ async def test_a_required_signer_who_did_not_sign_the_tag_is_denied(
 
 
 async def test_a_missing_signer_secret_is_denied(signed, notary_server, settings):
-    state = make_state(policy_for(signed, notary_server, signers=["nope"]))
+    state = memory_state(policy_for(signed, notary_server, signers=["nope"]))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -261,7 +261,7 @@ async def test_a_missing_signer_secret_is_denied(signed, notary_server, settings
 
 async def test_the_default_trust_server_is_used_when_the_policy_names_none(signed, notary_server):
     settings = Settings(ca_file=str(notary_server.ca_file), default_trust_server=notary_server.url)
-    state = make_state(trust_policy(f"{signed.host}/*", None))
+    state = memory_state(trust_policy(f"{signed.host}/*", None))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -270,7 +270,7 @@ async def test_the_default_trust_server_is_used_when_the_policy_names_none(signe
 
 async def test_without_any_trust_server_a_private_registry_is_denied(signed, notary_server):
     settings = Settings(ca_file=str(notary_server.ca_file))
-    state = make_state(trust_policy(f"{signed.host}/*", None))
+    state = memory_state(trust_policy(f"{signed.host}/*", None))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -281,7 +281,7 @@ async def test_an_unreachable_trust_server_is_denied_at_once(signed, settings):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"https://127.0.0.1:{sock.getsockname()[1]}"
-    state = make_state(trust_policy(f"{signed.host}/*", closed))
+    state = memory_state(trust_policy(f"{signed.host}/*", closed))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -295,7 +295,7 @@ async def test_a_trust_server_that_never_answers_is_denied_within_the_budget(
     proxy = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
     proxy.silent = True
     settings = Settings(ca_file=str(notary_server.ca_file), verify_timeout=1.5, remote_timeout=1.0)
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     try:
         async with enforcer(state, settings) as e:
             started = time.monotonic()
@@ -311,7 +311,7 @@ async def test_a_trust_server_that_never_answers_is_denied_within_the_budget(
 
 async def test_a_trust_server_certificate_from_an_unknown_ca_is_denied(signed, notary_server):
     settings = Settings(ca_file=None)
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -324,7 +324,7 @@ async def test_token_auth_uses_the_pull_secret_of_the_registry(
 ):
     proxy = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
     proxy.token_credentials = ("puller", "pull-pass")
-    state = make_state(
+    state = memory_state(
         trust_policy(f"{signed.host}/*", proxy.url),
         pull_secret("regcred", signed.host, "puller", "pull-pass"),
         pull_secret("othercred", "other.example.com", "puller", "pull-pass"),
@@ -345,7 +345,7 @@ async def test_a_warm_cache_answers_without_asking_notary(
     signed, notary_server, test_ca, tmp_path, settings
 ):
     proxy = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     try:
         async with enforcer(state, settings) as e:
             await decide(e, signed.ref)
@@ -362,7 +362,7 @@ async def test_concurrent_cold_requests_share_one_fetch(
     signed, notary_server, test_ca, tmp_path, settings
 ):
     proxy = await NotaryProxy(notary_server.url, test_ca, notary_server.ca_file, tmp_path).start()
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     try:
         async with enforcer(state, settings) as e:
             decisions = await asyncio.gather(*(decide(e, signed.ref) for _ in range(10)))
@@ -378,7 +378,7 @@ async def test_a_new_signature_is_seen_after_the_refresh_interval(
 ):
     settings = Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0)
     v2 = image_factory("v2", repo=signed.repo)
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         before = await decide(e, v2.ref)
         notary_signer.add_hash(signed.name, "v2", v2.size, v2.hex, publish=True)
@@ -390,7 +390,7 @@ async def test_a_new_signature_is_seen_after_the_refresh_interval(
 
 async def test_a_root_key_rotation_is_followed(signed, notary_signer, notary_server):
     settings = Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0)
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, settings) as e:
         first = await decide(e, signed.ref)
         notary_signer.rotate_key(signed.name, "root")
@@ -412,7 +412,7 @@ async def test_a_pinned_root_key_id_is_required(signed, notary_server):
     bad = Settings(
         ca_file=str(notary_server.ca_file), pinned_trust_roots=(f"{notary_server.url}={'ab' * 32}",)
     )
-    state = make_state(policy_for(signed, notary_server))
+    state = memory_state(policy_for(signed, notary_server))
     async with enforcer(state, good) as e:
         allowed = await decide(e, signed.ref)
     async with enforcer(state, bad) as e:

@@ -10,8 +10,9 @@ import pytest
 
 from portieris_webhook.settings import Settings
 
+from tests.builders import memory_state
 from tests.fixtures.notary import make_delegation_key
-from tests.fixtures.trust_helpers import decide, enforcer, make_state, trust_policy
+from tests.fixtures.trust_helpers import decide, enforcer, trust_policy
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ async def test_a_target_hash_rewritten_in_transit_is_denied(signed, image_factor
         return body
 
     proxy.rewrites.append(rewrite)
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -49,7 +50,7 @@ async def test_a_targets_role_from_another_repository_signed_by_a_key_not_delega
     evil = image_factory("v1")
     notary_signer.sign(evil.name, "v1", evil.size, evil.hex, key=make_delegation_key("attacker"))
     proxy.replace["targets/releases.json"] = notary_server.fetch(evil.name, "targets/releases")
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -68,7 +69,7 @@ async def test_a_root_signed_by_a_key_that_is_not_a_root_key_is_denied(
     forged = dict(targets_doc["signatures"][0], keyid=targets_keyid)
     root["signatures"] = [forged]
     proxy.replace["root.json"] = json.dumps(root).encode()
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -85,7 +86,7 @@ async def test_a_root_with_its_signatures_stripped_does_not_meet_the_threshold(
     root = json.loads(notary_server.fetch(signed.name, "root"))
     root["signatures"] = []
     proxy.replace["root.json"] = json.dumps(root).encode()
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -96,7 +97,7 @@ async def test_a_root_with_its_signatures_stripped_does_not_meet_the_threshold(
 async def test_replaying_older_trust_data_after_newer_was_seen_is_a_rollback(
     signed, image_factory, notary_signer, proxy, settings
 ):
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         first = await decide(e, signed.ref)
         old = dict(proxy.record)
@@ -118,7 +119,7 @@ async def test_replaying_older_trust_data_after_newer_was_seen_is_a_rollback(
 async def test_replaying_an_older_snapshot_under_the_current_timestamp_is_denied(
     signed, image_factory, notary_signer, proxy, settings
 ):
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         await decide(e, signed.ref)
         old_snapshot = next(b for p, b in proxy.record.items() if p.endswith("/snapshot.json"))
@@ -134,7 +135,7 @@ async def test_replaying_an_older_snapshot_under_the_current_timestamp_is_denied
 async def test_metadata_past_its_expiry_is_denied(signed, notary_server, settings):
     timestamp = notary_server.fetch_json(signed.name, "timestamp")["signed"]
     expires = datetime.datetime.fromisoformat(timestamp["expires"][:19] + "+00:00")
-    state = make_state(trust_policy(f"{signed.host}/*", notary_server.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", notary_server.url))
     async with enforcer(state, settings) as e:
         e.verifiers["trust"].clock = lambda: expires + datetime.timedelta(minutes=1)  # type: ignore[attr-defined]
         decision = await decide(e, signed.ref)
@@ -145,7 +146,7 @@ async def test_metadata_past_its_expiry_is_denied(signed, notary_server, setting
 
 async def test_cached_data_is_not_used_past_its_expiry(signed, notary_server):
     settings = Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=3600.0)
-    state = make_state(trust_policy(f"{signed.host}/*", notary_server.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", notary_server.url))
     async with enforcer(state, settings) as e:
         trust = e.verifiers["trust"]
         allowed = await decide(e, signed.ref)
@@ -171,7 +172,7 @@ async def test_a_delegation_signing_outside_its_paths_is_denied(
     notary_signer.notary(
         "delegation", "remove", image.name, "targets/alice", "--paths", "dev-", "-y", "-p"
     )
-    state = make_state(trust_policy(f"{image.host}/*", notary_server.url))
+    state = memory_state(trust_policy(f"{image.host}/*", notary_server.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, image.ref)
 
@@ -196,7 +197,7 @@ async def test_a_signer_pinned_to_another_key_is_denied_although_the_tag_is_sign
         key=make_delegation_key("alice"),
         role="targets/alice",
     )
-    state = make_state(
+    state = memory_state(
         trust_policy(f"{image.host}/*", notary_server.url, signers=["alice"]),
         signer_secret("alice", "alice", make_delegation_key("alice").cert_pem),
     )

@@ -14,11 +14,11 @@ import pytest
 from portieris_webhook.settings import Settings
 from portieris_webhook.trust.updater import ReadLimits
 
+from tests.builders import memory_state
 from tests.fixtures.trust_helpers import (
     ENDLESS_BYTES,
     decide,
     enforcer,
-    make_state,
     trust_policy,
 )
 
@@ -40,7 +40,7 @@ async def test_an_endless_document_is_denied_at_the_limit_of_its_kind(
     signed, proxy, settings, role
 ):
     proxy.endless.add(f"{role}.json")
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         decision = await decide(e, signed.ref)
 
@@ -57,7 +57,7 @@ async def test_an_endless_document_is_denied_at_the_limit_of_its_kind(
 async def test_a_document_whose_length_is_recorded_is_cut_off_at_exactly_that_length(
     signed, image_factory, notary_signer, notary_server, proxy, settings
 ):
-    state = make_state(trust_policy(f"{signed.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{signed.host}/*", proxy.url))
     async with enforcer(state, settings) as e:
         first = await decide(e, signed.ref)
         v2 = image_factory("v2", repo=signed.repo)

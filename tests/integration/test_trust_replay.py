@@ -15,7 +15,8 @@ import pytest
 from portieris_webhook.settings import Settings
 from portieris_webhook.trust.keys import parse_key
 
-from tests.fixtures.trust_helpers import decide, enforcer, make_state, trust_policy
+from tests.builders import memory_state
+from tests.fixtures.trust_helpers import decide, enforcer, trust_policy
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ async def test_another_repositorys_trust_data_is_refused_on_first_use(
     signed_a, image_b, notary_server, proxy
 ):
     proxy.aliases[image_b.name] = signed_a.name
-    state = make_state(trust_policy(f"{image_b.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{image_b.host}/*", proxy.url))
     async with enforcer(state, settings_for(notary_server)) as e:
         decision = await decide(e, image_b.ref)
 
@@ -72,7 +73,7 @@ async def test_another_repositorys_trust_data_is_refused_under_a_pinned_root(
     )
     assert a_ids[1] == b_ids[1], "premise: one root key signs both repositories"
     pin = a_ids[0] if pinned == "root.json key ID" else a_ids[1]
-    state = make_state(trust_policy(f"{image_b.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{image_b.host}/*", proxy.url))
     async with enforcer(state, settings_for(notary_server, f"{proxy.url}={pin}")) as e:
         own = await decide(e, signed_a.ref)
         proxy.aliases[image_b.name] = signed_a.name
@@ -89,7 +90,7 @@ async def test_a_repository_signed_with_the_pinned_root_key_is_allowed_through_t
 ):
     notary_signer.sign(image_b.name, image_b.tag, image_b.size, image_b.hex)
     _, public_id = root_key_ids(notary_server, image_b.name)
-    state = make_state(trust_policy(f"{image_b.host}/*", proxy.url))
+    state = memory_state(trust_policy(f"{image_b.host}/*", proxy.url))
     async with enforcer(state, settings_for(notary_server, f"{proxy.url}={public_id}")) as e:
         decision = await decide(e, image_b.ref)
 

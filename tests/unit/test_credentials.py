@@ -11,7 +11,9 @@ from portieris_webhook.registry.credentials import (
     credentials_from_secret,
     pull_secret_names,
 )
-from portieris_webhook.state import MemoryState, Secret
+from portieris_webhook.state import Secret
+
+from tests.builders import memory_state
 
 
 def dockerconfig(name, auths, namespace="ns", legacy=False):
@@ -28,12 +30,7 @@ def dockerconfig(name, auths, namespace="ns", legacy=False):
 
 
 def state_with(*secrets, accounts=()):
-    state = MemoryState()
-    for secret in secrets:
-        state.put_secret(secret)
-    for account in accounts:
-        state.put_service_account(account)
-    return state
+    return memory_state(*secrets, *accounts)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +58,7 @@ def test_port_is_part_of_the_host():
 
 def test_pod_secrets_come_before_service_account_secrets_without_repeats():
     account = {
+        "kind": "ServiceAccount",
         "metadata": {"name": "builder", "namespace": "ns"},
         "imagePullSecrets": [{"name": "sa-secret"}, {"name": "pod-secret"}],
     }

@@ -11,7 +11,7 @@ from portieris_webhook.http import HttpClient
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import MemoryState
+from portieris_webhook.state import ADDED
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
 
 from tests.builders import (
@@ -20,6 +20,7 @@ from tests.builders import (
     cluster_policy,
     decode_patch,
     image_policy,
+    memory_state,
     pod_spec,
     request_for,
     review,
@@ -56,18 +57,6 @@ class DigestVerifier(Verifier):
         return Verdict(self.name, self.digest, "signed")
 
 
-def make_state(*objects):
-    state = MemoryState()
-    for obj in objects:
-        kind = obj["kind"]
-        if kind in ("ImagePolicy", "ClusterImagePolicy"):
-            state.put_policy(obj)
-        else:
-            state.put_object(obj)
-    state.mark_ready()
-    return state
-
-
 def make_enforcer(state, *, trust=None, timeout=5.0, **trust_kwargs):
     settings = Settings(verify_timeout=timeout)
     context = VerifierContext(settings, state, HttpClient(None))
@@ -82,7 +71,7 @@ async def decide(enforcer, obj, **kwargs):
 
 
 async def test_allowed_image_is_pinned_to_the_verified_digest():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
     assert response["allowed"] is True
     assert decode_patch(response) == [
@@ -92,34 +81,36 @@ async def test_allowed_image_is_pinned_to_the_verified_digest():
 
 async def test_mutate_image_false_allows_without_patch():
     policy = {**TRUST, "mutateImage": False}
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", policy))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", policy))))
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
     assert response["allowed"] is True and "patch" not in response
 
 
 async def test_empty_policy_allows_without_checks_or_patch():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", {}))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", {}))))
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/app:1")))
     assert response["allowed"] is True and "patch" not in response
     assert enforcer.verifiers["trust"].seen == []
 
 
 async def test_object_without_images_is_allowed_unchanged():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     response = await decide(enforcer, workload("Deployment", pod_spec()))
     assert response["allowed"] is True and "patch" not in response
     assert enforcer.verifiers["trust"].seen == []
 
 
 async def test_no_matching_policy_denies_naming_what_was_searched():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", {}))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", {}))))
     response = await decide(enforcer, workload("Pod", pod_spec("quay.io/app:1")))
     assert response["allowed"] is False
     assert "no ClusterImagePolicy matches" in response["status"]["message"]
 
 
 async def test_namespace_image_policy_hides_cluster_policies():
-    state = make_state(cluster_policy("c", ("*", {})), image_policy("p", "team", ("reg.io/*", {})))
+    state = memory_state(
+        cluster_policy("c", ("*", {})), image_policy("p", "team", ("reg.io/*", {}))
+    )
     response = await decide(
         make_enforcer(state), workload("Pod", pod_spec("quay.io/x"), namespace="team")
     )
@@ -128,7 +119,7 @@ async def test_namespace_image_policy_hides_cluster_policies():
 
 
 async def test_deny_lists_every_failing_image_with_its_reason():
-    state = make_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
+    state = memory_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
     obj = workload("Pod", pod_spec("good/a", "bad/b", "Bad/Case", "other/c"))
     message = (await decide(make_enforcer(state), obj))["status"]["message"]
     assert "image bad/b: simple: simple signing requirement 1 is 'reject'" in message
@@ -139,20 +130,20 @@ async def test_deny_lists_every_failing_image_with_its_reason():
 
 @pytest.mark.parametrize("field", ["init", "ephemeral"])
 async def test_init_and_ephemeral_containers_are_checked(field):
-    state = make_state(cluster_policy("c", ("good/*", {}), ("bad/*", REJECT)))
+    state = memory_state(cluster_policy("c", ("good/*", {}), ("bad/*", REJECT)))
     obj = workload("Pod", pod_spec("good/a", **{field: ("bad/debugger",)}))
     response = await decide(make_enforcer(state), obj, operation="UPDATE")
     assert response["allowed"] is False and "bad/debugger" in response["status"]["message"]
 
 
 async def test_zero_replica_workloads_are_checked():
-    state = make_state(cluster_policy("c", ("*", REJECT)))
+    state = memory_state(cluster_policy("c", ("*", REJECT)))
     obj = workload("Deployment", pod_spec("x/y"), replicas=0)
     assert (await decide(make_enforcer(state), obj))["allowed"] is False
 
 
 async def test_distinct_images_are_verified_once_and_every_container_is_patched():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     obj = workload("Deployment", pod_spec("reg.io/a:1", "reg.io/a:1", init=("reg.io/a:1",)))
     response = await decide(enforcer, obj)
     assert enforcer.verifiers["trust"].seen == ["reg.io/a:1"]
@@ -165,20 +156,20 @@ async def test_distinct_images_are_verified_once_and_every_container_is_patched(
 
 
 async def test_digest_reference_already_pinned_gets_no_patch():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     response = await decide(enforcer, workload("Pod", pod_spec(f"reg.io/a@{DIGEST_A}")))
     assert response["allowed"] is True and "patch" not in response
 
 
 async def test_digest_reference_that_differs_from_the_verified_digest_is_denied():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     response = await decide(enforcer, workload("Pod", pod_spec(f"reg.io/a@{DIGEST_B}")))
     assert response["allowed"] is False and "verified digest is" in response["status"]["message"]
 
 
 async def test_verification_error_denies_with_the_verifier_reason():
     enforcer = make_enforcer(
-        make_state(cluster_policy("c", ("reg.io/*", TRUST))),
+        memory_state(cluster_policy("c", ("reg.io/*", TRUST))),
         error=VerificationError("no signed target for tag 1"),
     )
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
@@ -189,14 +180,14 @@ async def test_verification_error_denies_with_the_verifier_reason():
 
 async def test_unexpected_verifier_crash_denies():
     enforcer = make_enforcer(
-        make_state(cluster_policy("c", ("reg.io/*", TRUST))), error=RuntimeError("boom")
+        memory_state(cluster_policy("c", ("reg.io/*", TRUST))), error=RuntimeError("boom")
     )
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
     assert response["allowed"] is False and "internal error" in response["status"]["message"]
 
 
 async def test_missing_trust_verifier_fails_closed():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))), trust=False)
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))), trust=False)
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
     assert response["allowed"] is False
     assert (
@@ -207,7 +198,7 @@ async def test_missing_trust_verifier_fails_closed():
 
 async def test_slow_verification_is_denied_when_the_budget_runs_out():
     enforcer = make_enforcer(
-        make_state(cluster_policy("c", ("reg.io/*", TRUST))), timeout=0.2, delay=5
+        memory_state(cluster_policy("c", ("reg.io/*", TRUST))), timeout=0.2, delay=5
     )
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
     assert response["allowed"] is False
@@ -219,7 +210,7 @@ async def test_trust_and_simple_must_agree_on_the_digest():
         async def verify(self, check):
             return Verdict("simple", DIGEST_B)
 
-    state = make_state(cluster_policy("c", ("reg.io/*", BOTH)))
+    state = memory_state(cluster_policy("c", ("reg.io/*", BOTH)))
     enforcer = make_enforcer(state)
     enforcer.verifiers["simple"] = OtherDigest(enforcer.verifiers["simple"].context)
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
@@ -232,7 +223,7 @@ async def test_trust_and_simple_agreeing_is_allowed_and_pinned():
         async def verify(self, check):
             return Verdict("simple", DIGEST_A)
 
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", BOTH))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", BOTH))))
     enforcer.verifiers["simple"] = SameDigest(enforcer.verifiers["simple"].context)
     response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
     assert response["allowed"] is True
@@ -250,14 +241,14 @@ REPLICASET["metadata"]["uid"] = "uid-rs"
     ids=["one-image", "all-images", "same-images-other-places"],
 )
 async def test_child_running_its_owners_template_images_is_allowed_without_checks(spec):
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     response = await decide(make_enforcer(state), workload("Pod", spec, owners=[OWNER]))
     assert response["allowed"] is True and "patch" not in response
 
 
 async def test_child_running_an_image_its_owner_does_not_is_checked():
     # The owner exists with the right uid, but it never asked for this image.
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     obj = workload("Pod", pod_spec("x/y", "evil/miner:1"), owners=[OWNER])
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False and "image evil/miner:1" in response["status"]["message"]
@@ -274,20 +265,20 @@ async def test_child_running_an_image_its_owner_does_not_is_checked():
     ids=["wrong-uid", "missing-owner", "other-group", "not-an-owner-kind"],
 )
 async def test_fabricated_owner_reference_does_not_bypass_checks(owner):
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[owner]))
     assert response["allowed"] is False
 
 
 async def test_updates_of_an_owned_pod_are_checked():
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     obj = workload("Pod", pod_spec("x/y", ephemeral=("x/debugger",)), owners=[OWNER])
     response = await decide(make_enforcer(state), obj, operation="UPDATE")
     assert response["allowed"] is False
 
 
 async def test_ephemeral_container_subresource_of_an_owned_pod_is_checked():
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     document = review(workload("Pod", pod_spec("x/y", ephemeral=("x/debugger",)), owners=[OWNER]))
     document["request"]["subResource"] = "ephemeralcontainers"
     document["request"]["operation"] = "CREATE"
@@ -297,13 +288,13 @@ async def test_ephemeral_container_subresource_of_an_owned_pod_is_checked():
 
 
 async def test_owner_in_another_namespace_does_not_count():
-    state = make_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
     obj = workload("Pod", pod_spec("x/y"), namespace="elsewhere", owners=[OWNER])
     assert (await decide(make_enforcer(state), obj))["allowed"] is False
 
 
 async def test_unsupported_kind_is_denied_with_a_message():
-    state = make_state(cluster_policy("c", ("*", {})))
+    state = memory_state(cluster_policy("c", ("*", {})))
     obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
     response = await decide(make_enforcer(state), obj)
     assert (
@@ -313,17 +304,17 @@ async def test_unsupported_kind_is_denied_with_a_message():
 
 
 async def test_delete_is_not_checked():
-    state = make_state(cluster_policy("c", ("*", REJECT)))
+    state = memory_state(cluster_policy("c", ("*", REJECT)))
     obj = workload("Pod", pod_spec("x/y"))
     response = await decide(make_enforcer(state), obj, operation="DELETE")
     assert response["allowed"] is True
 
 
 async def test_invalid_policy_in_scope_denies_everything_there():
-    state = make_state(cluster_policy("c", ("*", {})))
+    state = memory_state(cluster_policy("c", ("*", {})))
     bad = image_policy("broken", "team", ("*", {"trust": {"enabled": "yes"}}))
     with pytest.raises(Exception, match="must be true or false"):
-        state.put_policy(bad)
+        state.apply(ADDED, bad)
     response = await decide(
         make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="team")
     )

@@ -2,9 +2,9 @@
 
 import pytest
 
+from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.errors import ManifestError
 from portieris_webhook.manifests import load_manifests
-from portieris_webhook.state import OwnerRef
 
 POLICIES = """
 apiVersion: portieris.cloud.ibm.com/v1
@@ -53,7 +53,7 @@ async def test_a_directory_of_manifests_becomes_the_cluster_state(tmp_path):
     state = load_manifests([str(tmp_path)])
     assert state.is_ready()
     assert [p.name for p in state.cluster_image_policies()] == ["default"]
-    assert [p.name for p in state.image_policies("team")] == ["team"]
+    assert [(p.namespace, p.name) for p in state.image_policies()] == [("team", "team")]
     assert state.secret("team", "creds").data == {"username": b"u", "password": b"p"}
     assert state.service_account("team", "builder").image_pull_secrets == ("creds",)
     owner = OwnerRef("apps/v1", "ReplicaSet", "web", "rs-uid")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from portieris_webhook.admission.owners import OwnerRef, template_images
 from portieris_webhook.admission.workloads import pod_spec, workload_kind
 from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
-from portieris_webhook.state import OwnerRef, template_images
 
 from tests.builders import (
     ACCEPT,
@@ -24,11 +24,12 @@ from tests.builders import (
     REJECT,
     cluster_policy,
     decode_patch,
+    memory_state,
     request_for,
     workload,
 )
 from tests.builders import pod_spec as spec_of
-from tests.unit.test_enforce import DIGEST_A, TRUST, decide, make_enforcer, make_state
+from tests.unit.test_enforce import DIGEST_A, TRUST, decide, make_enforcer
 
 PREFIX = {"Pod": "/spec", "CronJob": "/spec/jobTemplate/spec/template/spec"}
 
@@ -88,7 +89,7 @@ def test_an_image_volume_without_a_reference_cannot_be_checked(
 
 
 async def test_an_image_volume_is_denied_by_its_policy() -> None:
-    state = make_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
+    state = memory_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
     obj = workload("Pod", spec_of("good/app:1", volumes=("bad/payload:1",)))
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False
@@ -97,7 +98,7 @@ async def test_an_image_volume_is_denied_by_its_policy() -> None:
 
 
 async def test_an_image_volume_no_policy_matches_is_denied() -> None:
-    state = make_state(cluster_policy("c", ("good/*", ACCEPT)))
+    state = memory_state(cluster_policy("c", ("good/*", ACCEPT)))
     obj = workload("Pod", spec_of("good/app:1", volumes=("elsewhere/payload:1",)))
     response = await decide(make_enforcer(state), obj)
     assert response["allowed"] is False
@@ -107,7 +108,7 @@ async def test_an_image_volume_no_policy_matches_is_denied() -> None:
 
 @pytest.mark.parametrize("kind", ["Pod", "Deployment", "CronJob"])
 async def test_an_image_volume_is_pinned_to_the_verified_digest(kind: str) -> None:
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     obj = workload(kind, spec_of("reg.io/app:1", volumes=("reg.io/data:1",)))
     response = await decide(enforcer, obj)
     assert response["allowed"] is True
@@ -126,7 +127,7 @@ async def test_an_image_volume_is_pinned_to_the_verified_digest(kind: str) -> No
 
 
 async def test_an_image_in_a_container_and_a_volume_is_verified_once_and_pinned_twice():
-    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))))
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))))
     obj = workload("Pod", spec_of("reg.io/app:1", volumes=("reg.io/app:1",)))
     response = await decide(enforcer, obj)
     assert enforcer.verifiers["trust"].seen == ["reg.io/app:1"]
@@ -137,7 +138,7 @@ async def test_an_image_in_a_container_and_a_volume_is_verified_once_and_pinned_
 
 
 async def test_an_image_volume_without_a_reference_is_denied_saying_why() -> None:
-    state = make_state(cluster_policy("c", ("*", ACCEPT)))
+    state = memory_state(cluster_policy("c", ("*", ACCEPT)))
     obj = workload("Pod", spec_of("app:1"))
     obj["spec"]["volumes"] = [{"name": "data", "image": {"pullPolicy": "Always"}}]
     response = await decide(make_enforcer(state), obj)
@@ -175,7 +176,7 @@ def test_an_owners_template_images_include_its_image_volumes() -> None:
 async def test_a_child_whose_volume_images_are_in_its_owners_template_is_admitted(
     child: dict[str, Any],
 ) -> None:
-    state = make_state(
+    state = memory_state(
         cluster_policy("c", ("*", REJECT)), replicaset(spec_of("x/app", volumes=("x/data",)))
     )
     response = await decide(make_enforcer(state), workload("Pod", child, owners=[OWNER]))
@@ -190,7 +191,7 @@ async def test_a_child_whose_volume_images_are_in_its_owners_template_is_admitte
 async def test_a_child_with_a_volume_image_its_owner_does_not_name_is_checked(
     owner_spec: dict[str, Any],
 ) -> None:
-    state = make_state(cluster_policy("c", ("*", REJECT)), replicaset(owner_spec))
+    state = memory_state(cluster_policy("c", ("*", REJECT)), replicaset(owner_spec))
     child = workload("Pod", spec_of("x/app", volumes=("evil/payload:1",)), owners=[OWNER])
     response = await decide(make_enforcer(state), child)
     assert response["allowed"] is False
@@ -265,7 +266,7 @@ MALFORMED: dict[str, tuple[Mutation, str]] = {
 async def test_a_malformed_pod_spec_is_an_invalid_admission_review(
     mutate: Mutation, message: str
 ) -> None:
-    state = make_state(cluster_policy("c", ("*", ACCEPT)))
+    state = memory_state(cluster_policy("c", ("*", ACCEPT)))
     obj = workload("Pod", spec_of("x/app:1"))
     mutate(obj["spec"])
     with pytest.raises(InvalidAdmissionReview, match=message):
@@ -283,7 +284,7 @@ async def test_a_malformed_pod_spec_is_an_invalid_admission_review(
 async def test_a_workload_without_a_pod_spec_is_an_invalid_admission_review(
     obj: dict[str, Any],
 ) -> None:
-    state = make_state(cluster_policy("c", ("*", ACCEPT)))
+    state = memory_state(cluster_policy("c", ("*", ACCEPT)))
     with pytest.raises(InvalidAdmissionReview):
         await make_enforcer(state).decide(request_for(obj))
 
@@ -302,7 +303,7 @@ async def test_a_workload_without_a_pod_spec_is_an_invalid_admission_review(
 async def test_a_well_formed_object_portieris_cannot_check_is_denied(
     obj: dict[str, Any], message: str
 ) -> None:
-    state = make_state(cluster_policy("c", ("*", ACCEPT)))
+    state = memory_state(cluster_policy("c", ("*", ACCEPT)))
     decision = await make_enforcer(state).decide(request_for(obj))
     assert decision.response.allowed is False
     assert decision.reason_kinds == ("unsupported-object",)

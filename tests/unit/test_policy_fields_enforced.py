@@ -13,7 +13,7 @@ from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import InvalidPolicy, ManifestError
 from portieris_webhook.manifests import load_manifests
 from portieris_webhook.settings import Settings
-from portieris_webhook.state import MemoryState
+from portieris_webhook.state import ADDED, MemoryState
 
 from tests.builders import cluster_policy, image_policy, pod_spec, request_for, workload
 
@@ -42,7 +42,7 @@ async def test_cluster_mode_denies_every_image_the_policy_governs_naming_the_fie
     state = MemoryState()
     state.mark_ready()
     with pytest.raises(InvalidPolicy):
-        state.put_policy(image_policy("p", "team", ("lab/*", policy)))
+        state.apply(ADDED, image_policy("p", "team", ("lab/*", policy)))
     response = await _decide(state, "team")
     assert response["allowed"] is False
     assert "ImagePolicy team/p" in response["status"]["message"]
@@ -55,7 +55,7 @@ async def test_an_unhonoured_cluster_policy_denies_in_every_namespace_without_im
     state = MemoryState()
     state.mark_ready()
     with pytest.raises(InvalidPolicy):
-        state.put_policy(cluster_policy("default", ("*", policy)))
+        state.apply(ADDED, cluster_policy("default", ("*", policy)))
     response = await _decide(state, "anywhere")
     assert response["allowed"] is False and named in response["status"]["message"]
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.errors import InvalidAdmissionReview
-from portieris_webhook.state import OwnerRef
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"

@@ -1,9 +1,10 @@
 """Which policy applies to an image (pure logic). The selection rule, in full:
 
-Where to look. If the namespace has any ImagePolicy, only its ImagePolicies
-apply; otherwise the ClusterImagePolicies. If no pattern matches, the image is
-denied, naming the kind of policy that was searched. (If any policy object of
-that kind is invalid, every image there is denied before matching: enforce.py.)
+Where to look. If the namespace has any ImagePolicy (valid or not), only its
+ImagePolicies apply; otherwise the ClusterImagePolicies. If any policy object
+of that kind is invalid, every image there is denied before matching. If no
+pattern matches, the image is denied, naming the kind of policy that was
+searched.
 
 Patterns. A pattern is written like an image reference,
 `repository[:tag][@digest]`, and is cut into those parts the same way (the tag
@@ -53,6 +54,7 @@ from portieris_webhook.images import names_domain, parse_image
 from portieris_webhook.policy.model import (
     CLUSTER_IMAGE_POLICY,
     IMAGE_POLICY,
+    InvalidPolicyRecord,
     Policy,
     PolicyObject,
 )
@@ -90,6 +92,23 @@ class NoPolicy:
             f"no ClusterImagePolicy matches the image and namespace {self.namespace!r} "
             "has no ImagePolicy" + self.hint
         )
+
+
+@dataclass(frozen=True)
+class InvalidPolicies:
+    """A policy object of the kind that applies is invalid: nothing is admitted there."""
+
+    records: tuple[InvalidPolicyRecord, ...]
+
+    def describe(self) -> str:
+        return (
+            "a policy that applies here is invalid, so nothing is admitted until it is fixed: "
+            + "; ".join(r.error for r in self.records)
+        )
+
+
+PolicySelection = PolicyMatch | NoPolicy | InvalidPolicies
+"""What find_policy decides for one image: the policy, or why there is none."""
 
 
 @dataclass(frozen=True)
@@ -180,12 +199,21 @@ def find_policy(
     namespace: str,
     image_policies: Iterable[PolicyObject],
     cluster_policies: Iterable[PolicyObject],
-) -> PolicyMatch | NoPolicy:
-    """Apply the namespace-then-cluster precedence and pick the best pattern for `image`."""
+    invalid: Iterable[InvalidPolicyRecord] = (),
+) -> PolicySelection:
+    """The policy for `image` in `namespace`, or why there is none (the rule in full above).
+
+    `image_policies` and `invalid` may hold objects of every namespace: only those of
+    `namespace` (and the invalid ClusterImagePolicies) are ever considered.
+    """
     namespaced = [p for p in image_policies if p.namespace == namespace]
-    searched, objects = (
-        (IMAGE_POLICY, namespaced) if namespaced else (CLUSTER_IMAGE_POLICY, cluster_policies)
-    )
+    broken = [r for r in invalid if r.kind == IMAGE_POLICY and r.namespace == namespace]
+    searched, objects = IMAGE_POLICY, namespaced
+    if not (namespaced or broken):
+        searched, objects = CLUSTER_IMAGE_POLICY, list(cluster_policies)
+        broken = [r for r in invalid if r.kind == CLUSTER_IMAGE_POLICY]
+    if broken:
+        return InvalidPolicies(tuple(broken))
     found = best_match(objects, image)
     if found:
         return found

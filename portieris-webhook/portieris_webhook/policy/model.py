@@ -152,6 +152,16 @@ class PolicyObject:
         return f"{self.kind} {self.name}"
 
 
+@dataclass(frozen=True)
+class InvalidPolicyRecord:
+    """A policy object that could not be parsed: it denies every image it could govern."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    error: str
+
+
 class _Reader:
     """Typed access to one level of a policy object, raising InvalidPolicy that names the field.
 

@@ -17,13 +17,13 @@ from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
 
+from tests.builders import memory_state
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
     cluster_policy,
     decide_image,
     secret,
     signed_by,
-    state_with,
 )
 
 D1 = "sha256:" + "1" * 64
@@ -32,7 +32,7 @@ IMAGE = "registry.invalid/team/app:v1"
 
 
 async def run_simple(policy: dict[str, Any], *objects: dict[str, Any]) -> Verdict:
-    state = state_with(cluster_policy(policy), *objects)
+    state = memory_state(cluster_policy(policy), *objects)
     settings = Settings()
     http = HttpClient(None)
     verifier = SimpleVerifier(VerifierContext(settings, state, http))
@@ -121,7 +121,7 @@ async def decide(image: str, trust: str | None, simple: str | None, mutate: bool
         "simple": {"requirements": [signed_by("keys")]},
         "mutateImage": mutate,
     }
-    state = state_with(cluster_policy(policy))
+    state = memory_state(cluster_policy(policy))
     verifiers = {"trust": FixedVerifier("trust", trust), "simple": FixedVerifier("simple", simple)}
     return await decide_image(Enforcer(state, verifiers, Settings()), image)
 

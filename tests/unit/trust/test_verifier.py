@@ -11,7 +11,7 @@ from portieris_webhook.http import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.policy.model import Policy, TrustPolicy
 from portieris_webhook.settings import Settings
-from portieris_webhook.state import MemoryState
+from portieris_webhook.state import ADDED, MemoryState
 from portieris_webhook.trust.client import normalise_server
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.verifier import TrustVerifier, parse_pins
@@ -81,8 +81,9 @@ def test_a_bad_pin_is_a_configuration_error(entry):
 def signer_state(**data: bytes) -> MemoryState:
     state = MemoryState()
     encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
-    state.put_secret(
-        {"kind": "Secret", "metadata": {"name": "s", "namespace": "default"}, "data": encoded}
+    state.apply(
+        ADDED,
+        {"kind": "Secret", "metadata": {"name": "s", "namespace": "default"}, "data": encoded},
     )
     return state
 
