@@ -38,7 +38,13 @@ class SecretError(VerificationError):
 
 
 class RemoteError(VerificationError):
-    """A registry, notary server or signature store failed to answer usefully."""
+    """A registry, notary server or signature store failed to answer usefully: no answer in
+    time, no connection or TLS, an answer too large, or an HTTP status other than the ones
+    the caller understands. Every transport failure is one of these, whoever the caller."""
+
+
+class AccessRefused(RemoteError):
+    """A server refused the credentials of this request (or their absence): HTTP 401 or 403."""
 
 
 class UncheckableObject(PortierisError):

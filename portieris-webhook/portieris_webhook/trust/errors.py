@@ -35,10 +35,6 @@ class RepositoryNotFound(TrustError):
     """The notary server has no trust data for the repository."""
 
 
-class AccessRefused(TrustError):
-    """The notary server refused the credentials of this request (or their absence)."""
-
-
 class StateMachineMisuse(RuntimeError):
     """The trusted metadata set (tuf.py) was driven out of TUF order: a bug in its caller
     (updater.py), not a property of the trust data. It is no VerificationError, so nothing

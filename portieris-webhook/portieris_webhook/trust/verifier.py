@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from portieris_webhook.errors import ConfigurationError, SecretError
+from portieris_webhook.errors import ConfigurationError, RemoteError, SecretError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.registry.auth import AuthenticatedClient
@@ -178,7 +178,7 @@ class TrustVerifier(Verifier):
         async def fetch(role: str, max_bytes: int) -> bytes | None:
             timeout = min(self.context.settings.remote_timeout, check.remaining())
             if timeout <= 0:
-                raise TrustError(f"verification budget used up before {role} of {gun} arrived")
+                raise RemoteError(f"verification budget used up before {role} of {gun} arrived")
             return await self.client.fetch(
                 server, gun, role, credentials=credentials, timeout=timeout, max_bytes=max_bytes
             )
