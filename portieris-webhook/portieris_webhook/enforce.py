@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from portieris_webhook import outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
-from portieris_webhook.errors import PortierisError, UncheckableObject, VerificationError
+from portieris_webhook.errors import (
+    DenyKind,
+    PortierisError,
+    UncheckableObject,
+    VerificationError,
+)
 from portieris_webhook.images import parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.policy.matching import NoPolicy, PolicyMatch, find_policy
@@ -37,8 +42,8 @@ class ImageDecision:
     digest: str | None = None
     patched_image: str | None = None
     reasons: tuple[str, ...] = ()
-    reason_kind: str = ""
-    """Short category of a deny for metrics: no-policy, invalid-image, verification, ..."""
+    reason_kind: DenyKind | None = None
+    """The category of a deny, for metrics."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Decision:
     response: AdmissionResponse
     images: tuple[ImageDecision, ...] = ()
     summary: str = ""
-    reason_kinds: tuple[str, ...] = field(default_factory=tuple)
+    reason_kinds: tuple[DenyKind, ...] = field(default_factory=tuple)
 
 
 class Enforcer:
@@ -72,7 +77,7 @@ class Enforcer:
             workload = workload_kind(request.group, request.version, request.kind)
             spec = pod_spec(request.object, workload)
         except UncheckableObject as exc:
-            return self._deny(request, str(exc), (), ("unsupported-object",))
+            return self._deny(request, str(exc), (), (exc.deny_kind,))
         if not spec.images:
             # Nothing would run; the API server's own validation refuses an empty pod.
             return self._allow(request, "it names no images")
@@ -142,7 +147,7 @@ class Enforcer:
                 f"portieris denied {request.display_name} in namespace {request.namespace}: "
                 + " | ".join(lines)
             )
-            kinds = tuple(d.reason_kind for d in denied)
+            kinds = tuple(d.reason_kind or DenyKind.OTHER for d in denied)
             return Decision(
                 request, AdmissionResponse(request.uid, False, message), images, message, kinds
             )
@@ -169,7 +174,7 @@ class Enforcer:
         request: AdmissionRequest,
         why: str,
         images: tuple[ImageDecision, ...],
-        kinds: tuple[str, ...],
+        kinds: tuple[DenyKind, ...],
     ) -> Decision:
         LOG.info(
             "namespace=%s object=%s result=deny reason=%r",
@@ -215,7 +220,10 @@ class Enforcer:
                 results[image] = task.result()
             else:
                 results[image] = ImageDecision(
-                    image, False, reasons=(self._unfinished(waiting[image]),), reason_kind="timeout"
+                    image,
+                    False,
+                    reasons=(self._unfinished(waiting[image]),),
+                    reason_kind=DenyKind.TIMEOUT,
                 )
         return results
 
@@ -266,11 +274,11 @@ class Enforcer:
         try:
             reference = parse_image(image)
         except PortierisError as exc:
-            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="invalid-image")
+            return ImageDecision(image, False, reasons=(str(exc),), reason_kind=exc.deny_kind)
         try:
             match = self.select_policy(image, namespace)
         except VerificationError as exc:
-            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="no-policy")
+            return ImageDecision(image, False, reasons=(str(exc),), reason_kind=DenyKind.NO_POLICY)
         policy_name = match.describe()
         if match.policy.is_empty:
             return ImageDecision(
@@ -287,7 +295,7 @@ class Enforcer:
                 for name in missing
             )
             return ImageDecision(
-                image, False, policy_name, reasons=reasons, reason_kind="verifier-missing"
+                image, False, policy_name, reasons=reasons, reason_kind=DenyKind.VERIFIER_MISSING
             )
         if reads is None:
             reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
@@ -317,7 +325,11 @@ class Enforcer:
                 verdicts.append(outcome)
         if reasons:
             return ImageDecision(
-                image, False, policy_name, reasons=tuple(reasons), reason_kind="verification"
+                image,
+                False,
+                policy_name,
+                reasons=tuple(reasons),
+                reason_kind=DenyKind.VERIFICATION,
             )
         digests = {v.digest for v in verdicts if v.digest}
         if len(digests) > 1:
@@ -327,7 +339,7 @@ class Enforcer:
                 False,
                 policy_name,
                 reasons=(f"verifiers disagree on the digest: {said}",),
-                reason_kind="digest-disagreement",
+                reason_kind=DenyKind.DIGEST_DISAGREEMENT,
             )
         digest = digests.pop() if digests else None
         if requested_digest and digest and digest != requested_digest:
@@ -336,7 +348,7 @@ class Enforcer:
                 False,
                 policy_name,
                 reasons=(f"image asks for {requested_digest} but the verified digest is {digest}",),
-                reason_kind="digest-mismatch",
+                reason_kind=DenyKind.DIGEST_MISMATCH,
             )
         patched = None
         if digest and match.policy.mutate_image:

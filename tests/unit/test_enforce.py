@@ -331,3 +331,31 @@ async def test_invalid_policy_in_scope_denies_everything_there():
     assert "ImagePolicy team/broken" in response["status"]["message"]
     other = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="other"))
     assert other["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("image", "options", "kind"),
+    [
+        ("quay.io/a:1", {}, "no-policy"),
+        ("reg.io/Upper", {}, "invalid-image"),
+        ("reg.io/a:1", {"trust": False}, "verifier-missing"),
+        ("reg.io/a:1", {"error": VerificationError("not signed")}, "verification"),
+        ("reg.io/a:1", {"error": RuntimeError("boom")}, "verification"),
+        (f"reg.io/a@{DIGEST_A}", {"digest": DIGEST_B}, "digest-mismatch"),
+        ("reg.io/a:1", {"timeout": 0.2, "delay": 5}, "timeout"),
+    ],
+    ids=[
+        "no-policy",
+        "invalid-image",
+        "verifier-missing",
+        "verification",
+        "verifier-crash",
+        "digest-mismatch",
+        "timeout",
+    ],
+)
+async def test_each_deny_names_its_category_for_metrics(image, options, kind):
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", TRUST))), **options)
+    decision = await enforcer.decide(request_for(workload("Pod", pod_spec(image))))
+    assert decision.response.allowed is False
+    assert decision.reason_kinds == (kind,)
