@@ -29,7 +29,7 @@ from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, IMAGE_POLICY
 from portieris_webhook.registry.credentials import pull_secret_names
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
-from portieris_webhook.verifiers import REQUIRED_BY, ImageCheck, Verdict, Verifier
+from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, required_verifiers
 
 LOG = logging.getLogger("portieris_webhook.decision")
 
@@ -280,15 +280,12 @@ class Enforcer:
         except VerificationError as exc:
             return ImageDecision(image, False, reasons=(str(exc),), reason_kind=DenyKind.NO_POLICY)
         policy_name = match.describe()
-        if match.policy.is_empty:
+        required = required_verifiers(match.policy)
+        if not required:
             return ImageDecision(
                 image, True, policy=policy_name, reasons=("policy requires no checks",)
             )
-        missing = [
-            name
-            for name, needs in REQUIRED_BY.items()
-            if needs(match.policy) and name not in self.verifiers
-        ]
+        missing = [name for name in required if name not in self.verifiers]
         if missing:
             reasons = tuple(
                 f"the policy requires {name} verification, but the {name} verifier is not installed"
@@ -300,7 +297,7 @@ class Enforcer:
         if reads is None:
             reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
         check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline, reads)
-        active = [v for _, v in sorted(self.verifiers.items()) if v.applies(match.policy)]
+        active = [self.verifiers[name] for name in sorted(required)]
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
         return self._combine(image, reference.digest, match, active, outcomes)
 

@@ -8,7 +8,6 @@ from portieris_webhook.admission.review import parse_review
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import VerificationError
 from portieris_webhook.http import HttpClient
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.state import MemoryState
@@ -44,9 +43,6 @@ class DigestVerifier(Verifier):
         super().__init__(context)
         self.digest, self.error, self.delay = digest, error, delay
         self.seen: list[str] = []
-
-    def applies(self, policy: Policy) -> bool:
-        return policy.trust.enabled
 
     async def verify(self, check: ImageCheck) -> Verdict:
         self.seen.append(check.image.raw)
@@ -331,6 +327,13 @@ async def test_invalid_policy_in_scope_denies_everything_there():
     assert "ImagePolicy team/broken" in response["status"]["message"]
     other = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="other"))
     assert other["allowed"] is True
+
+
+async def test_only_the_verifiers_the_policy_needs_are_asked():
+    enforcer = make_enforcer(make_state(cluster_policy("c", ("reg.io/*", ACCEPT))))
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is True
+    assert enforcer.verifiers["trust"].seen == []
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from cryptography import x509
 
 from portieris_webhook.errors import ConfigurationError, RemoteError, SecretError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
 from portieris_webhook.trust.cache import CacheLimits, TrustCache
@@ -114,9 +113,6 @@ class TrustVerifier(Verifier):
     def _now(self) -> datetime.datetime:
         # Looked up at call time so tests can move the clock after construction.
         return self.clock()
-
-    def applies(self, policy: Policy) -> bool:
-        return policy.trust.enabled
 
     async def verify(self, check: ImageCheck) -> Verdict:
         server = self.trust_server(check)
