@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.http import HttpClient
+from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
-from portieris_webhook.verifiers import VerifierContext, load_verifiers
+from portieris_webhook.verifiers import VerifierContext
 
 
 @contextlib.asynccontextmanager

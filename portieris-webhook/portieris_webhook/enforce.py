@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 from portieris_webhook import outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
-from portieris_webhook.errors import PortierisError, UncheckableObject, VerificationError
+from portieris_webhook.errors import (
+    DenyKind,
+    PortierisError,
+    UncheckableObject,
+    VerificationError,
+)
 from portieris_webhook.images import parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.policy.matching import PolicyMatch, PolicySelection, find_policy
 from portieris_webhook.registry.credentials import pull_secret_names
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
-from portieris_webhook.verifiers import REQUIRED_BY, ImageCheck, Verdict, Verifier
+from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, required_verifiers
 
 LOG = logging.getLogger("portieris_webhook.decision")
 
@@ -36,8 +41,8 @@ class ImageDecision:
     digest: str | None = None
     patched_image: str | None = None
     reasons: tuple[str, ...] = ()
-    reason_kind: str = ""
-    """Short category of a deny for metrics: no-policy, invalid-image, verification, ..."""
+    reason_kind: DenyKind | None = None
+    """The category of a deny, for metrics."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class Decision:
     response: AdmissionResponse
     images: tuple[ImageDecision, ...] = ()
     summary: str = ""
-    reason_kinds: tuple[str, ...] = field(default_factory=tuple)
+    reason_kinds: tuple[DenyKind, ...] = field(default_factory=tuple)
 
 
 class Enforcer:
@@ -71,7 +76,7 @@ class Enforcer:
             workload = workload_kind(request.group, request.version, request.kind)
             spec = pod_spec(request.object, workload)
         except UncheckableObject as exc:
-            return self._deny(request, str(exc), (), ("unsupported-object",))
+            return self._deny(request, str(exc), (), (exc.deny_kind,))
         if not spec.images:
             # Nothing would run; the API server's own validation refuses an empty pod.
             return self._allow(request, "it names no images")
@@ -141,7 +146,7 @@ class Enforcer:
                 f"portieris denied {request.display_name} in namespace {request.namespace}: "
                 + " | ".join(lines)
             )
-            kinds = tuple(d.reason_kind for d in denied)
+            kinds = tuple(d.reason_kind or DenyKind.OTHER for d in denied)
             return Decision(
                 request, AdmissionResponse(request.uid, False, message), images, message, kinds
             )
@@ -168,7 +173,7 @@ class Enforcer:
         request: AdmissionRequest,
         why: str,
         images: tuple[ImageDecision, ...],
-        kinds: tuple[str, ...],
+        kinds: tuple[DenyKind, ...],
     ) -> Decision:
         LOG.info(
             "namespace=%s object=%s result=deny reason=%r",
@@ -214,7 +219,10 @@ class Enforcer:
                 results[image] = task.result()
             else:
                 results[image] = ImageDecision(
-                    image, False, reasons=(self._unfinished(waiting[image]),), reason_kind="timeout"
+                    image,
+                    False,
+                    reasons=(self._unfinished(waiting[image]),),
+                    reason_kind=DenyKind.TIMEOUT,
                 )
         return results
 
@@ -258,32 +266,31 @@ class Enforcer:
         try:
             reference = parse_image(image)
         except PortierisError as exc:
-            return ImageDecision(image, False, reasons=(str(exc),), reason_kind="invalid-image")
+            return ImageDecision(image, False, reasons=(str(exc),), reason_kind=exc.deny_kind)
         match = self.select_policy(image, namespace)
         if not isinstance(match, PolicyMatch):
-            return ImageDecision(image, False, reasons=(match.describe(),), reason_kind="no-policy")
+            return ImageDecision(
+                image, False, reasons=(match.describe(),), reason_kind=DenyKind.NO_POLICY
+            )
         policy_name = match.describe()
-        if match.policy.is_empty:
+        required = required_verifiers(match.policy)
+        if not required:
             return ImageDecision(
                 image, True, policy=policy_name, reasons=("policy requires no checks",)
             )
-        missing = [
-            name
-            for name, needs in REQUIRED_BY.items()
-            if needs(match.policy) and name not in self.verifiers
-        ]
+        missing = [name for name in required if name not in self.verifiers]
         if missing:
             reasons = tuple(
                 f"the policy requires {name} verification, but the {name} verifier is not installed"
                 for name in missing
             )
             return ImageDecision(
-                image, False, policy_name, reasons=reasons, reason_kind="verifier-missing"
+                image, False, policy_name, reasons=reasons, reason_kind=DenyKind.VERIFIER_MISSING
             )
         if reads is None:
             reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
         check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline, reads)
-        active = [v for _, v in sorted(self.verifiers.items()) if v.applies(match.policy)]
+        active = [self.verifiers[name] for name in sorted(required)]
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
         return self._combine(image, reference.digest, match, active, outcomes)
 
@@ -308,7 +315,11 @@ class Enforcer:
                 verdicts.append(outcome)
         if reasons:
             return ImageDecision(
-                image, False, policy_name, reasons=tuple(reasons), reason_kind="verification"
+                image,
+                False,
+                policy_name,
+                reasons=tuple(reasons),
+                reason_kind=DenyKind.VERIFICATION,
             )
         digests = {v.digest for v in verdicts if v.digest}
         if len(digests) > 1:
@@ -318,7 +329,7 @@ class Enforcer:
                 False,
                 policy_name,
                 reasons=(f"verifiers disagree on the digest: {said}",),
-                reason_kind="digest-disagreement",
+                reason_kind=DenyKind.DIGEST_DISAGREEMENT,
             )
         digest = digests.pop() if digests else None
         if requested_digest and digest and digest != requested_digest:
@@ -327,7 +338,7 @@ class Enforcer:
                 False,
                 policy_name,
                 reasons=(f"image asks for {requested_digest} but the verified digest is {digest}",),
-                reason_kind="digest-mismatch",
+                reason_kind=DenyKind.DIGEST_MISMATCH,
             )
         patched = None
         if digest and match.policy.mutate_image:

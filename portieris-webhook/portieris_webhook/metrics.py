@@ -6,11 +6,13 @@ existing dashboards and alerts keep working.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from portieris_webhook.errors import DenyKind
 
 ALLOW_COUNT = "portieris_pod_admission_decision_allow_count"
 DENY_COUNT = "portieris_pod_admission_decision_deny_count"
@@ -55,13 +57,13 @@ class Metrics:
             registry=self.registry,
         )
 
-    def record(self, allowed: bool, seconds: float, reason_kinds: tuple[str, ...] = ()) -> None:
+    def record(self, allowed: bool, seconds: float, reason_kinds: Sequence[DenyKind] = ()) -> None:
         if allowed:
             self._decisions.allowed += 1
         else:
             self._decisions.denied += 1
-            for kind in reason_kinds or ("other",):
-                self.deny_reasons.labels(reason=kind or "other").inc()
+            for kind in reason_kinds or (DenyKind.OTHER,):
+                self.deny_reasons.labels(reason=kind.value).inc()
         self.latency.labels(result="allow" if allowed else "deny").observe(seconds)
 
     def exposition(self) -> bytes:

@@ -2,16 +2,19 @@
 
 `ReadBudget` bounds the bytes registries and signature stores may send for one image,
 drawn from the budget of the whole admission request, so neither a hostile server nor a
-pod naming hundreds of images from one can make the webhook buffer without bound. The
-registry client and the signature stores charge every chunk as it arrives (see
-registry/auth.py) and stop reading at the limit.
+pod naming hundreds of images from one can make the webhook buffer without bound.
+
+`Transport` is the one GET every verifier's HTTP call goes through (http.HttpClient
+implements it, registry/auth.py adds the token flow): it charges every chunk to the
+budget as it arrives, stops reading at a limit, and turns every transport failure (no
+answer in time, TLS, no connection, an answer too large) into a RemoteError.
 
 `Waiting` records the outbound calls an image's check has in flight, so a check cut
-short by the verification budget can say which server it was waiting for. Every HTTP
-call of every verifier goes through registry/auth.py, which records itself in the
-`Waiting` of the task it runs in; the enforcer installs one per image. A context
-variable carries it (each image is checked in its own task, and tasks copy the context
-they start in), so the calls are tracked without every layer passing it along.
+short by the verification budget can say which server it was waiting for. The
+transport records each call in the `Waiting` of the task it runs in; the enforcer
+installs one per image. A context variable carries it (each image is checked in its
+own task, and tasks copy the context they start in), so the calls are tracked without
+every layer passing it along.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from portieris_webhook.errors import RemoteError
 
@@ -63,6 +67,39 @@ class ReadBudget:
                 )
         for budget in self._chain():
             budget.used += size
+
+
+@dataclass(frozen=True)
+class Response:
+    """One HTTP answer: its final URL, status, headers and body (empty unless 200)."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AnswerLimits:
+    """How much of one answer may be read, and the budget every byte is charged to."""
+
+    max_bytes: int
+    budget: ReadBudget | None = None
+
+
+class Transport(Protocol):
+    """One HTTP GET to a remote server, shared by every verifier (http.HttpClient)."""
+
+    async def get(
+        self, url: str, headers: Mapping[str, str], timeout: float, limits: AnswerLimits
+    ) -> Response:
+        """GET `url` within `timeout` seconds; RemoteError on any transport failure.
+
+        At most `limits.max_bytes` of a 200 answer are read, each byte charged to
+        `limits.budget`; past either, reading stops with a RemoteError naming the limit
+        and the server.
+        """
+        ...
 
 
 @dataclass

@@ -18,7 +18,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from portieris_webhook.admission.review import AdmissionResponse, parse_review_body
 from portieris_webhook.enforce import Enforcer
-from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
 from portieris_webhook.listener import ConnectionLimits, ConnectionMetrics, Connections
 from portieris_webhook.logs import EventSummary
 from portieris_webhook.metrics import Metrics
@@ -102,7 +102,7 @@ class WebhookApp:
         except Exception as exc:  # fail closed with an answer the user can read, never a 500
             LOG.exception("internal error deciding %s", review.display_name)
             message = f"portieris denied {review.display_name}: internal error: {exc!r}"
-            self.metrics.record(False, time.perf_counter() - started, ("internal-error",))
+            self.metrics.record(False, time.perf_counter() - started, (DenyKind.INTERNAL_ERROR,))
             return web.json_response(AdmissionResponse(review.uid, False, message).to_review())
         self.metrics.record(
             decision.response.allowed, time.perf_counter() - started, decision.reason_kinds

@@ -1,29 +1,46 @@
-"""The interface every verifier plugin implements, and how plugins are found.
+"""The interface every verifier plugin implements, and which plugin checks which part of a policy.
 
-Plugins are registered under the entry-point group `portieris_webhook.verifiers`
-(stevedore). A policy that needs a verifier that is not installed is denied.
+`CONTRACT` is the one place that says which verifier a policy needs: the enforcer runs
+exactly those, denies when one of them is not installed, and admits with no checks an
+image whose policy needs none (an empty policy). How plugins are found is plugins.py;
+this module imports no HTTP library and no plugin machinery.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from stevedore import ExtensionManager
-
-from portieris_webhook.http import HttpClient
 from portieris_webhook.images import ImageReference
-from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget
+from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget, Transport
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
 
-LOG = logging.getLogger(__name__)
-ENTRY_POINT_GROUP = "portieris_webhook.verifiers"
+
+def _trust_enabled(policy: Policy) -> bool:
+    return policy.trust.enabled
+
+
+def _simple_requirements(policy: Policy) -> bool:
+    return bool(policy.simple.requirements)
+
+
+CONTRACT: Mapping[str, Callable[[Policy], bool]] = {
+    "trust": _trust_enabled,
+    "simple": _simple_requirements,
+}
+"""Verifier plugin (by entry-point name) -> whether a policy gives it something to check:
+`trust` checks Notary v1 trust (policy.trust.enabled), `simple` simple signing
+(policy.simple.requirements)."""
+
+
+def required_verifiers(policy: Policy) -> tuple[str, ...]:
+    """The verifiers `policy` needs, in CONTRACT order; none for an empty policy."""
+    return tuple(name for name, needs in CONTRACT.items() if needs(policy))
 
 
 @dataclass(frozen=True)
@@ -54,15 +71,16 @@ class Verdict:
 
 @dataclass
 class VerifierContext:
-    """What a verifier may use: settings, cluster state, the shared HTTP client."""
+    """What a verifier may use: settings, cluster state, the shared outbound HTTP transport."""
 
     settings: Settings
     state: StateView
-    http: HttpClient
+    http: Transport
 
 
 class Verifier(abc.ABC):
-    """Verifies one aspect of an image; raise VerificationError to deny."""
+    """Verifies the part of a policy CONTRACT gives it under `name`; raise VerificationError
+    to deny."""
 
     name: ClassVar[str]
 
@@ -70,46 +88,8 @@ class Verifier(abc.ABC):
         self.context = context
 
     @abc.abstractmethod
-    def applies(self, policy: Policy) -> bool:
-        """Whether this verifier has anything to check under `policy`."""
-
-    @abc.abstractmethod
     async def verify(self, check: ImageCheck) -> Verdict:
         """Check the image; return a Verdict or raise VerificationError with the deny reason."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources at shutdown."""
-
-
-# Which verifier a policy section needs; used to deny clearly when it is missing.
-def _needs_trust(policy: Policy) -> bool:
-    return policy.trust.enabled
-
-
-def _needs_simple(policy: Policy) -> bool:
-    return bool(policy.simple.requirements)
-
-
-REQUIRED_BY: dict[str, Callable[[Policy], bool]] = {"trust": _needs_trust, "simple": _needs_simple}
-
-
-def load_verifiers(context: VerifierContext) -> dict[str, Verifier]:
-    """Instantiate every installed verifier plugin."""
-    found: dict[str, Verifier] = {}
-
-    def failed(_manager: object, entry_point: object, exc: BaseException) -> None:
-        LOG.error("verifier plugin %s failed to load: %s", entry_point, exc)
-
-    manager: ExtensionManager[Verifier] = ExtensionManager(
-        namespace=ENTRY_POINT_GROUP,
-        invoke_on_load=True,
-        invoke_args=(context,),
-        on_load_failure_callback=failed,
-    )
-    for extension in manager:
-        if isinstance(extension.obj, Verifier):
-            found[extension.name] = extension.obj
-        else:
-            LOG.error("entry point %s is not a Verifier; ignored", extension.name)
-    LOG.info("verifiers loaded: %s", ", ".join(sorted(found)) or "none")
-    return found

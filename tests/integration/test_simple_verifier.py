@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier
 
 from tests.builders import memory_state
@@ -502,9 +501,6 @@ class FakeTrust(Verifier):
 
     def __init__(self, digest: str) -> None:
         self.digest = digest
-
-    def applies(self, policy: Policy) -> bool:
-        return policy.trust.enabled
 
     async def verify(self, check: ImageCheck) -> Verdict:
         return Verdict(self.name, self.digest)

@@ -8,7 +8,6 @@ from portieris_webhook.admission.review import parse_review
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import VerificationError
 from portieris_webhook.http import HttpClient
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.state import ADDED
@@ -45,9 +44,6 @@ class DigestVerifier(Verifier):
         super().__init__(context)
         self.digest, self.error, self.delay = digest, error, delay
         self.seen: list[str] = []
-
-    def applies(self, policy: Policy) -> bool:
-        return policy.trust.enabled
 
     async def verify(self, check: ImageCheck) -> Verdict:
         self.seen.append(check.image.raw)
@@ -322,3 +318,38 @@ async def test_invalid_policy_in_scope_denies_everything_there():
     assert "ImagePolicy team/broken" in response["status"]["message"]
     other = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), namespace="other"))
     assert other["allowed"] is True
+
+
+async def test_only_the_verifiers_the_policy_needs_are_asked():
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", ACCEPT))))
+    response = await decide(enforcer, workload("Pod", pod_spec("reg.io/a:1")))
+    assert response["allowed"] is True
+    assert enforcer.verifiers["trust"].seen == []
+
+
+@pytest.mark.parametrize(
+    ("image", "options", "kind"),
+    [
+        ("quay.io/a:1", {}, "no-policy"),
+        ("reg.io/Upper", {}, "invalid-image"),
+        ("reg.io/a:1", {"trust": False}, "verifier-missing"),
+        ("reg.io/a:1", {"error": VerificationError("not signed")}, "verification"),
+        ("reg.io/a:1", {"error": RuntimeError("boom")}, "verification"),
+        (f"reg.io/a@{DIGEST_A}", {"digest": DIGEST_B}, "digest-mismatch"),
+        ("reg.io/a:1", {"timeout": 0.2, "delay": 5}, "timeout"),
+    ],
+    ids=[
+        "no-policy",
+        "invalid-image",
+        "verifier-missing",
+        "verification",
+        "verifier-crash",
+        "digest-mismatch",
+        "timeout",
+    ],
+)
+async def test_each_deny_names_its_category_for_metrics(image, options, kind):
+    enforcer = make_enforcer(memory_state(cluster_policy("c", ("reg.io/*", TRUST))), **options)
+    decision = await enforcer.decide(request_for(workload("Pod", pod_spec(image))))
+    assert decision.response.allowed is False
+    assert decision.reason_kinds == (kind,)

@@ -4,7 +4,7 @@ import pytest
 
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.matching import NoPolicy, best_match, find_policy, pattern_matches
-from portieris_webhook.policy.model import FIELDS, parse_policy_object
+from portieris_webhook.policy.model import FIELDS, Policy, parse_policy_object
 
 from tests.builders import ACCEPT, REJECT, cluster_policy, image_policy
 
@@ -55,12 +55,12 @@ def test_every_field_is_parsed():
     assert policy.simple.store_url == "https://sigstore.example/sigs"
     assert policy.simple.store_secret == "store-creds"
     assert policy.mutate_image is False
-    assert not policy.is_empty
 
 
 def test_defaults_and_empty_policy():
     policy = parse_policy_object(cluster_policy("c", ("*", {}))).repositories[0].policy
-    assert policy.is_empty and policy.mutate_image and not policy.trust.enabled
+    assert policy == Policy()
+    assert policy.mutate_image and not policy.trust.enabled and not policy.simple.requirements
     assert parse_policy_object(cluster_policy("c", ("*", {}))).namespace is None
 
 
@@ -382,7 +382,7 @@ def test_null_means_unset_as_in_kubernetes():
     policy = parse_policy_object(
         _rule({"trust": None, "simple": {"requirements": None}, "mutateImage": None})
     )
-    assert policy.repositories[0].policy.is_empty
+    assert policy.repositories[0].policy == Policy()
 
 
 # --- selection: no image falls through to a weaker rule

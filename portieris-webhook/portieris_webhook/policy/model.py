@@ -119,11 +119,6 @@ class Policy:
     simple: SimplePolicy = field(default_factory=SimplePolicy)
     mutate_image: bool = True
 
-    @property
-    def is_empty(self) -> bool:
-        """An empty policy admits the image with no checks and no patch."""
-        return not self.trust.enabled and not self.simple.requirements
-
 
 @dataclass(frozen=True)
 class RepositoryRule:

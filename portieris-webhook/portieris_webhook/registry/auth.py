@@ -3,28 +3,24 @@
 Anonymous first. On 401 with `WWW-Authenticate: Bearer realm=..,service=..,scope=..`,
 get a token from the realm (anonymously when no credential is known, else with
 each pull-secret credential in turn) and retry; on 401 with `Basic`, retry with
-each credential. Tokens are cached until they expire.
+each credential. Tokens are cached until they expire. The calls themselves go
+through the shared transport (outbound.Transport), which reads within limits and
+turns every transport failure into a RemoteError.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import re
-import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
-
 from portieris_webhook.bounded import BoundedDict
-from portieris_webhook.errors import RemoteError
-from portieris_webhook.http import HttpClient
-from portieris_webhook.outbound import ReadBudget, waiting_for
+from portieris_webhook.outbound import AnswerLimits, ReadBudget, Response, Transport
 from portieris_webhook.registry.credentials import RegistryCredential
 
 LOG = logging.getLogger(__name__)
@@ -32,21 +28,10 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_TOKEN_BYTES = 256 * 1024
 """A token answer is a small JSON document (a JWT is a few KiB)."""
-MAX_ERROR_BODY_BYTES = 16 * 1024
-"""Of an answer other than 200 only this much is read (then dropped: nothing uses it), so
-a short one leaves the connection reusable and a long one costs no more than this."""
 MAX_REMEMBERED = 1024
 """Tokens and remembered challenges kept per client (each a few hundred bytes), least
 recently used dropped first, so naming new repositories cannot grow memory without bound."""
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
-
-
-@dataclass(frozen=True)
-class Response:
-    url: str
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -81,7 +66,7 @@ def basic_authorization(username: str, password: str) -> str:
 
 
 class AuthenticatedClient:
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: Transport) -> None:
         self.http = http
         self._tokens: BoundedDict[
             tuple[str, str, str, str, RegistryCredential | None], tuple[str, float]
@@ -112,10 +97,10 @@ class AuthenticatedClient:
         base = dict(headers or {})
         if basic_auth:
             base["Authorization"] = basic_authorization(*basic_auth)
-        limits = _Limits(max_bytes, budget)
+        limits = AnswerLimits(max_bytes, budget)
         first = await self._remembered_attempt(url, base, credentials, timeout, limits)
         if first is None:
-            first = await self._fetch(url, base, timeout, limits)
+            first = await self.http.get(url, base, timeout, limits)
         if first.status != 401:
             return first
         challenge = parse_challenge(first.headers.get("WWW-Authenticate", ""))
@@ -127,7 +112,7 @@ class AuthenticatedClient:
             auth = await self._authorization(challenge, credential, timeout, url, budget)
             if auth is None:
                 continue
-            last = await self._fetch(url, {**base, "Authorization": auth}, timeout, limits)
+            last = await self.http.get(url, {**base, "Authorization": auth}, timeout, limits)
             if last.status != 401:
                 if "Authorization" not in base:
                     self._remembered.put(_directory(url), (challenge, credential))
@@ -140,7 +125,7 @@ class AuthenticatedClient:
         base: Mapping[str, str],
         credentials: Sequence[RegistryCredential],
         timeout: float,
-        limits: _Limits,
+        limits: AnswerLimits,
     ) -> Response | None:
         """Go straight to the token/credential that worked here before, if it is still ours."""
         if "Authorization" in base:
@@ -154,7 +139,7 @@ class AuthenticatedClient:
         auth = await self._authorization(challenge, credential, timeout, url, limits.budget)
         if auth is None:
             return None
-        return await self._fetch(url, {**base, "Authorization": auth}, timeout, limits)
+        return await self.http.get(url, {**base, "Authorization": auth}, timeout, limits)
 
     async def _authorization(
         self,
@@ -200,7 +185,7 @@ class AuthenticatedClient:
         if credential is not None:
             headers["Authorization"] = basic_authorization(credential.username, credential.password)
         url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
-        response = await self._fetch(url, headers, timeout, _Limits(MAX_TOKEN_BYTES, budget))
+        response = await self.http.get(url, headers, timeout, AnswerLimits(MAX_TOKEN_BYTES, budget))
         if response.status != 200:
             return None
         try:
@@ -214,79 +199,3 @@ class AuthenticatedClient:
         # Refresh a little early so a token never expires in flight.
         self._tokens.put(key, (token, time.monotonic() + max(1.0, lifetime - 5.0)))
         return token
-
-    async def _fetch(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        timeout: float,
-        limits: _Limits,
-    ) -> Response:
-        host = urlsplit(url).netloc
-        try:
-            with waiting_for(host, url):
-                async with asyncio.timeout(timeout):
-                    async with self.http.session.get(
-                        url, headers=headers, allow_redirects=True
-                    ) as resp:
-                        body = await _read_body(resp, limits, host)
-                        return Response(str(resp.url), resp.status, dict(resp.headers), body)
-        except TimeoutError as exc:
-            raise RemoteError(f"{host}: no answer within {timeout:g}s") from exc
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise RemoteError(
-                f"{host}: TLS certificate not trusted ({exc.certificate_error}); "
-                "add its CA with --ca-file"
-            ) from exc
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            raise RemoteError(f"{host}: TLS handshake failed: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise RemoteError(f"{host}: cannot reach server: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class _Limits:
-    """How much of one answer may be read, and the budget every byte is charged to."""
-
-    max_bytes: int
-    budget: ReadBudget | None
-
-
-async def _read_body(resp: aiohttp.ClientResponse, limits: _Limits, host: str) -> bytes:
-    """The body of a 200 answer, read chunk by chunk and never past a limit.
-
-    Of any other answer at most MAX_ERROR_BODY_BYTES are read and dropped.
-    """
-    where = f"{host} (GET {resp.url})"
-    if resp.status != 200:
-        await _drain(resp, min(MAX_ERROR_BODY_BYTES, limits.max_bytes), limits.budget, where)
-        return b""
-    if resp.content_length is not None and resp.content_length > limits.max_bytes:
-        raise _too_large(where, limits.max_bytes, resp.content_length)
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await resp.content.read(min(64 * 1024, limits.max_bytes + 1 - size)):
-        size += len(chunk)
-        if size > limits.max_bytes:
-            raise _too_large(where, limits.max_bytes)
-        if limits.budget is not None:
-            limits.budget.charge(len(chunk), where)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _drain(
-    resp: aiohttp.ClientResponse, limit: int, budget: ReadBudget | None, where: str
-) -> None:
-    size = 0
-    while size < limit and (chunk := await resp.content.read(limit - size)):
-        size += len(chunk)
-        if budget is not None:
-            budget.charge(len(chunk), where)
-
-
-def _too_large(where: str, limit: int, declared: int | None = None) -> RemoteError:
-    said = f" (it declares {declared} bytes)" if declared is not None else ""
-    return RemoteError(
-        f"{where}: the answer is larger than {limit} bytes, the most portieris reads for it{said}"
-    )

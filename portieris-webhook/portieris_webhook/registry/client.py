@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portieris_webhook.errors import RemoteError, VerificationError
+from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
-from portieris_webhook.outbound import ReadBudget
-from portieris_webhook.registry.auth import AuthenticatedClient, Response
+from portieris_webhook.outbound import ReadBudget, Response
+from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
 
 DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -133,5 +133,7 @@ def _raise_for_status(
             if credentials
             else "no pull secret has credentials for this registry"
         )
-        raise RemoteError(f"{where}: the registry refused access (HTTP {response.status}); {hint}")
+        raise AccessRefused(
+            f"{where}: the registry refused access (HTTP {response.status}); {hint}"
+        )
     raise RemoteError(f"{where}: the registry answered HTTP {response.status}")

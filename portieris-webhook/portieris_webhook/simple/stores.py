@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portieris_webhook.errors import RemoteError
+from portieris_webhook.errors import AccessRefused, RemoteError
 from portieris_webhook.images import ImageReference
 from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient
@@ -94,7 +94,7 @@ class LookasideStore(SignatureStore):
                 return found
             if response.status in (401, 403):
                 hint = "storeSecret's credentials were refused" if basic else "set storeSecret"
-                raise RemoteError(
+                raise AccessRefused(
                     f"{self.describe()} refused access to {url} (HTTP {response.status}); {hint}"
                 )
             if response.status != 200:
@@ -139,7 +139,9 @@ class RegistryExtensionStore(SignatureStore):
                 "give the policy a storeURL"
             )
         if response.status != 200:
-            raise RemoteError(f"{self.describe()} answered HTTP {response.status} for {url}")
+            refused = response.status in (401, 403)
+            error = AccessRefused if refused else RemoteError
+            raise error(f"{self.describe()} answered HTTP {response.status} for {url}")
         return parse_signature_list(response.body, url)
 
 

@@ -25,7 +25,6 @@ from portieris_webhook.policy.model import (
     INSECURE_ACCEPT_ANYTHING,
     REJECT,
     SIGNED_BY,
-    Policy,
     Requirement,
 )
 from portieris_webhook.registry.auth import AuthenticatedClient
@@ -82,9 +81,6 @@ class SimpleVerifier(Verifier):
         self.auth = AuthenticatedClient(context.http)
         self.registry = RegistryClient(self.auth)
         self.keyrings = KeyRings()
-
-    def applies(self, policy: Policy) -> bool:
-        return bool(policy.simple.requirements)
 
     async def close(self) -> None:
         await self.keyrings.close()

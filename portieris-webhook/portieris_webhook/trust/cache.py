@@ -26,8 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from portieris_webhook.errors import VerificationError
-from portieris_webhook.trust.errors import AccessRefused, TrustError
+from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
 from portieris_webhook.trust.tuf import TrustData
 from portieris_webhook.trust.updater import GunState
 
@@ -150,7 +149,7 @@ class TrustCache:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(entry.inflight)
         except TimeoutError:
-            raise TrustError(
+            raise RemoteError(
                 f"trust data of {gun} from {server} did not arrive within the "
                 f"verification budget ({timeout:.3g}s left)"
             ) from None

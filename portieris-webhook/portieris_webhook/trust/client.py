@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from portieris_webhook.errors import AccessRefused, RemoteError
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
-from portieris_webhook.trust.errors import AccessRefused, TrustError
 
 DOCKER_HUB_NOTARY = "https://notary.docker.io"
 
@@ -64,6 +64,6 @@ class NotaryClient:
                 f"notary server {server} refused access to trust data of {gun} "
                 f"(HTTP {response.status}, tried {how})"
             )
-        raise TrustError(
+        raise RemoteError(
             f"notary server {server} answered HTTP {response.status} for {role} of {gun}"
         )

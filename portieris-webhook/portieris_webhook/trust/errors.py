@@ -1,4 +1,6 @@
-"""Errors of trust verification; each message is a deny reason an operator can act on."""
+"""Errors of trust verification; each message is a deny reason an operator can act on.
+
+Except StateMachineMisuse: a programming error, never a deny reason."""
 
 from __future__ import annotations
 
@@ -33,5 +35,7 @@ class RepositoryNotFound(TrustError):
     """The notary server has no trust data for the repository."""
 
 
-class AccessRefused(TrustError):
-    """The notary server refused the credentials of this request (or their absence)."""
+class StateMachineMisuse(RuntimeError):
+    """The trusted metadata set (tuf.py) was driven out of TUF order: a bug in its caller
+    (updater.py), not a property of the trust data. It is no VerificationError, so nothing
+    takes it for a deny reason; the enforcer still denies, as an internal error."""

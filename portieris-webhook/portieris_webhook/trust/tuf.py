@@ -2,7 +2,9 @@
 
 Feed it raw bytes in TUF order -- root (and each rotated root), timestamp,
 snapshot, targets, delegated roles -- and it either trusts each document or
-raises a TrustError saying why not. It enforces, as python-tuf's ngclient does:
+raises a TrustError saying why not; a step called out of that order is a bug of
+the caller's (StateMachineMisuse), never a deny reason. It enforces, as
+python-tuf's ngclient does:
   * signatures: a threshold of distinct keys of the role, counted per public key;
   * root keys count only with a certificate for this GUN (binding.py), so one
     repository's signed data cannot stand in for another's;
@@ -27,6 +29,7 @@ from portieris_webhook.trust.errors import (
     MetadataError,
     RollbackError,
     SignatureError,
+    StateMachineMisuse,
     TrustError,
 )
 from portieris_webhook.trust.keys import PublicKey
@@ -231,7 +234,7 @@ class TrustedMetadataSet:
     def update_root(self, data: bytes) -> Root:
         """Rotate to the next root: version + 1, signed by the old and the new root keys."""
         if self.timestamp is not None:
-            raise TrustError("root can only be rotated before timestamp is loaded")
+            raise StateMachineMisuse("root can only be rotated before timestamp is loaded")
         envelope = parse_envelope(data, ROOT)
         new = parse_root(envelope)
         if new.version != self.root.version + 1:
@@ -257,7 +260,7 @@ class TrustedMetadataSet:
 
     def update_timestamp(self, data: bytes) -> Timestamp:
         if self.timestamp is not None:
-            raise TrustError("timestamp is already loaded")
+            raise StateMachineMisuse("timestamp is already loaded")
         _expiry(ROOT, self.root.expires, self.now)
         envelope = parse_envelope(data, TIMESTAMP)
         timestamp = parse_timestamp(envelope)
@@ -268,7 +271,7 @@ class TrustedMetadataSet:
 
     def update_snapshot(self, data: bytes) -> Snapshot:
         if self.timestamp is None or self.snapshot is not None:
-            raise TrustError("snapshot must be loaded once, after timestamp")
+            raise StateMachineMisuse("snapshot must be loaded once, after timestamp")
         self.timestamp.snapshot.check(data, f"snapshot of {self.gun}")
         envelope = parse_envelope(data, SNAPSHOT)
         snapshot = parse_snapshot(envelope)
@@ -290,9 +293,9 @@ class TrustedMetadataSet:
     def update_delegated_targets(self, role: str, data: bytes) -> Targets:
         """Load `targets` or a delegated role; its parent must be loaded and delegate to it."""
         if self.snapshot is None:
-            raise TrustError(f"{role} must be loaded after snapshot")
+            raise StateMachineMisuse(f"{role} must be loaded after snapshot")
         if role in self.roles:
-            raise TrustError(f"{role} is already loaded")
+            raise StateMachineMisuse(f"{role} is already loaded")
         keys, role_keys, chain = self._delegator(role)
         meta = self.snapshot.meta.get(role)
         if meta is None:
@@ -313,7 +316,7 @@ class TrustedMetadataSet:
         """Leave out a delegated role (and so everything below it), as notary's client does
         for an expired role or one short of signatures: its targets simply do not count."""
         if role == TARGETS:
-            raise TrustError("the targets role cannot be skipped")
+            raise StateMachineMisuse("the targets role cannot be skipped")
         self.skipped[role] = reason
 
     def delegated_roles(self, parent: str) -> list[str]:
@@ -324,7 +327,7 @@ class TrustedMetadataSet:
 
     def result(self) -> TrustData:
         if self.timestamp is None or self.snapshot is None or TARGETS not in self.roles:
-            raise TrustError(f"trust data of {self.gun} is incomplete")
+            raise StateMachineMisuse(f"trust data of {self.gun} is incomplete")
         return TrustData(
             self.gun,
             self.root,
@@ -347,7 +350,7 @@ class TrustedMetadataSet:
             raise TrustError(f"{role} is not a targets role")
         parent = parent_of(role)
         if parent not in self.roles:
-            raise TrustError(f"{role} must be loaded after its parent {parent}")
+            raise StateMachineMisuse(f"{role} must be loaded after its parent {parent}")
         delegation = self.roles[parent].delegation(role)
         if delegation is None:
             raise TrustError(f"{parent} does not delegate to {role}")

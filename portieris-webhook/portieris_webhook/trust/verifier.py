@@ -18,9 +18,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from portieris_webhook.errors import ConfigurationError, SecretError
+from portieris_webhook.errors import ConfigurationError, RemoteError, SecretError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
 from portieris_webhook.trust.cache import CacheLimits, TrustCache
@@ -115,9 +114,6 @@ class TrustVerifier(Verifier):
         # Looked up at call time so tests can move the clock after construction.
         return self.clock()
 
-    def applies(self, policy: Policy) -> bool:
-        return policy.trust.enabled
-
     async def verify(self, check: ImageCheck) -> Verdict:
         server = self.trust_server(check)
         gun = check.image.repository
@@ -178,7 +174,7 @@ class TrustVerifier(Verifier):
         async def fetch(role: str, max_bytes: int) -> bytes | None:
             timeout = min(self.context.settings.remote_timeout, check.remaining())
             if timeout <= 0:
-                raise TrustError(f"verification budget used up before {role} of {gun} arrived")
+                raise RemoteError(f"verification budget used up before {role} of {gun} arrived")
             return await self.client.fetch(
                 server, gun, role, credentials=credentials, timeout=timeout, max_bytes=max_bytes
             )

@@ -12,7 +12,6 @@ from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import SecretError, VerificationError
 from portieris_webhook.http import HttpClient
 from portieris_webhook.images import parse_image
-from portieris_webhook.policy.model import Policy
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
@@ -107,9 +106,6 @@ class FixedVerifier(Verifier):
     def __init__(self, name: str, digest: str | None) -> None:
         self.name = name  # type: ignore[misc]
         self.digest = digest
-
-    def applies(self, policy: Policy) -> bool:
-        return True
 
     async def verify(self, check: ImageCheck) -> Verdict:
         return Verdict(self.name, self.digest)

@@ -15,9 +15,9 @@ import weakref
 
 import pytest
 
-from portieris_webhook.errors import RemoteError
+from portieris_webhook.errors import AccessRefused, RemoteError
 from portieris_webhook.trust.cache import CacheLimits, Failure, TrustCache
-from portieris_webhook.trust.errors import AccessRefused, TrustError
+from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.tuf import TrustData
 from portieris_webhook.trust.updater import GunState
 

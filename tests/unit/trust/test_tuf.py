@@ -10,15 +10,18 @@ import re
 
 import pytest
 
+from portieris_webhook.errors import VerificationError
 from portieris_webhook.trust.errors import (
     ExpiredMetadataError,
     HashMismatchError,
     MetadataError,
     RollbackError,
     SignatureError,
+    StateMachineMisuse,
     TrustError,
 )
 from portieris_webhook.trust.lookup import find_tag
+from portieris_webhook.trust.metadata import RELEASES
 from portieris_webhook.trust.tuf import RootPin, TrustedMetadataSet
 from portieris_webhook.trust.updater import GunState
 
@@ -441,18 +444,45 @@ def test_a_pinned_ca_does_not_anchor_roots_for_other_repositories(load, common_n
 # --- order --------------------------------------------------------------------------
 
 
-def test_roles_must_be_loaded_in_order(repo):
+IN_ORDER = ("timestamp", "snapshot", "targets")
+
+
+@pytest.mark.parametrize(
+    ("loaded", "misuse", "message"),
+    [
+        (0, lambda t, f: t.update_snapshot(f["snapshot"]), "after timestamp"),
+        (1, lambda t, f: t.update_targets(f["targets"]), "after snapshot"),
+        (2, lambda t, f: t.update_delegated_targets(RELEASES, f[RELEASES]), "after its parent"),
+        (1, lambda t, f: t.update_root(f["root"]), "before timestamp is loaded"),
+        (1, lambda t, f: t.update_timestamp(f["timestamp"]), "timestamp is already loaded"),
+        (2, lambda t, f: t.update_snapshot(f["snapshot"]), "loaded once"),
+        (3, lambda t, f: t.update_targets(f["targets"]), "targets is already loaded"),
+        (3, lambda t, f: t.skip("targets", "expired"), "cannot be skipped"),
+        (2, lambda t, f: t.result(), "incomplete"),
+    ],
+    ids=[
+        "snapshot-before-timestamp",
+        "targets-before-snapshot",
+        "delegation-before-its-parent",
+        "root-rotation-after-timestamp",
+        "timestamp-twice",
+        "snapshot-twice",
+        "targets-twice",
+        "skipping-targets",
+        "result-before-targets",
+    ],
+)
+def test_a_step_out_of_order_is_a_programming_error_not_a_deny_reason(
+    repo, loaded, misuse, message
+):
     files = repo.publish()
     trusted = TrustedMetadataSet(GUN, files["root"], now=NOW, seen={})
+    for role in IN_ORDER[:loaded]:
+        getattr(trusted, f"update_{role}")(files[role])
 
-    with pytest.raises(TrustError, match="after timestamp"):
-        trusted.update_snapshot(files["snapshot"])
-    trusted.update_timestamp(files["timestamp"])
-    with pytest.raises(TrustError, match="after snapshot"):
-        trusted.update_targets(files["targets"])
-    trusted.update_snapshot(files["snapshot"])
-    with pytest.raises(TrustError, match="after its parent"):
-        trusted.update_delegated_targets("targets/releases", files["targets/releases"])
+    with pytest.raises(StateMachineMisuse, match=message) as raised:
+        misuse(trusted, files)
+    assert not isinstance(raised.value, VerificationError)
 
 
 def test_a_role_the_parent_does_not_delegate_is_refused(repo):
