@@ -121,7 +121,8 @@ class MemoryState:
         Policies, Secrets and ServiceAccounts are kept as what the request path reads; any
         other object as it is, a possible owner. Raises InvalidPolicy for a policy that cannot
         be honoured (kept as invalid: the images it could govern are denied) and ManifestError
-        for a Secret whose data is not base64 (not stored; an earlier version of it stays).
+        for a Secret whose data is not base64 (not stored, and an earlier version of it is
+        forgotten: a key replaced with garbage must not stay trusted).
         """
         if event not in WATCH_EVENTS:
             raise ValueError(f"watch event {event!r} is not one of {', '.join(WATCH_EVENTS)}")
@@ -130,7 +131,9 @@ class MemoryState:
         if kind in POLICY_KINDS:
             self._apply_policy(obj, deleted)
         elif kind == "Secret":
-            _store(self._secrets, _namespaced_name(obj), None if deleted else _secret(obj))
+            key = _namespaced_name(obj)
+            self._secrets.pop(key, None)
+            _store(self._secrets, key, None if deleted else _secret(obj))
         elif kind == "ServiceAccount":
             account = None if deleted else _service_account(obj)
             _store(self._service_accounts, _namespaced_name(obj), account)

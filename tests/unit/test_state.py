@@ -116,6 +116,16 @@ def test_a_secret_whose_data_is_not_base64_is_refused_naming_it():
     assert state.secret("team", "s") is None
 
 
+def test_a_secret_modified_into_unusable_data_forgets_its_earlier_version():
+    # A key secret replaced with garbage must not leave the old key trusted.
+    state = MemoryState()
+    state.apply(ADDED, secret("old key"))
+    bad = {"kind": "Secret", "metadata": {"name": "s", "namespace": "team"}, "data": {"k": "***"}}
+    with pytest.raises(ManifestError, match="not base64"):
+        state.apply(MODIFIED, bad)
+    assert state.secret("team", "s") is None
+
+
 @pytest.mark.parametrize("event", ["BOOKMARK", "ERROR", "added", ""])
 def test_an_event_that_is_not_a_change_to_an_object_is_a_programming_error(event):
     with pytest.raises(ValueError, match="is not one of ADDED, MODIFIED, DELETED"):
