@@ -39,8 +39,5 @@ class BoundedDict(Generic[K, V]):
             dropped.append(self._data.popitem(last=False)[1])
         return dropped
 
-    def values(self) -> list[V]:
-        return list(self._data.values())
-
     def clear(self) -> None:
         self._data.clear()

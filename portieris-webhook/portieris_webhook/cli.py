@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -22,8 +21,6 @@ from portieris_webhook.metrics import Metrics
 from portieris_webhook.server import WebhookApp, render, running, wait_for_signal
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
-
-LOG = logging.getLogger("portieris_webhook")
 
 USAGE = """usage: portieris-webhook COMMAND [options]
 
@@ -83,8 +80,7 @@ async def _admit(conf: cfg.ConfigOpts) -> int:
 async def _verify(conf: cfg.ConfigOpts) -> int:
     state = _offline_state(conf)
     spec = PodSpec(
-        "/spec",
-        (PodImage("containers", 0, "image", conf.image, "/spec/containers/0/image"),),
+        (PodImage(conf.image, "/spec/containers/0/image"),),
         tuple(conf.pull_secret),
         conf.service_account,
     )

@@ -50,17 +50,6 @@ class ImageReference:
         return f"{self.domain}/{self.path}"
 
     @property
-    def hostname(self) -> str:
-        """Registry host without port."""
-        host, _, _ = _split_port(self.domain)
-        return host
-
-    @property
-    def port(self) -> int | None:
-        _, _, port = _split_port(self.domain)
-        return int(port) if port else None
-
-    @property
     def effective_tag(self) -> str | None:
         """The tag to resolve: as written, or `latest` when neither tag nor digest is given."""
         if self.tag is not None:
@@ -83,13 +72,6 @@ class ImageReference:
 
     def __str__(self) -> str:
         return self.raw
-
-
-def _split_port(domain: str) -> tuple[str, str, str]:
-    if domain.startswith("["):
-        host, _, rest = domain.partition("]")
-        return host + "]", ":" if rest else "", rest[1:]
-    return domain.partition(":")
 
 
 def names_domain(first: str) -> bool:

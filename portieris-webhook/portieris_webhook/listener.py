@@ -214,6 +214,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._early: list[bytes] = []
         self._handshake: asyncio.Task[None] | None = None
+        """The TLS handshake task, held here: the event loop keeps only a weak reference."""
 
     # --- phases ------------------------------------------------------------------
     def _enter(self, phase: Phase, timeout: float | None = None) -> None:

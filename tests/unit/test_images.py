@@ -61,20 +61,6 @@ def test_parse_and_normalise(text, repository, tag, digest, normalised):
 
 
 @pytest.mark.parametrize(
-    ("text", "host", "port"),
-    [
-        ("localhost:5000/a", "localhost", 5000),
-        ("nginx", "docker.io", None),
-        ("[::1]:5000/app", "[::1]", 5000),
-        ("reg.io/x", "reg.io", None),
-    ],
-)
-def test_host_and_port(text, host, port):
-    ref = parse_image(text)
-    assert (ref.hostname, ref.port) == (host, port)
-
-
-@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "empty"),

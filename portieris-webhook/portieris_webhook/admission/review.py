@@ -28,7 +28,6 @@ class AdmissionRequest:
     operation: str
     object: Mapping[str, Any] | None
     owners: tuple[OwnerRef, ...] = ()
-    dry_run: bool = False
     sub_resource: str = ""
 
     @property
@@ -40,7 +39,6 @@ class AdmissionRequest:
 class PatchOperation:
     path: str
     value: str
-    op: str = "replace"
 
 
 @dataclass(frozen=True)
@@ -49,20 +47,17 @@ class AdmissionResponse:
     allowed: bool
     message: str = ""
     patch: Sequence[PatchOperation] = field(default_factory=tuple)
-    warnings: Sequence[str] = field(default_factory=tuple)
 
     def to_review(self) -> dict[str, Any]:
         response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
         if self.patch:
-            ops = [{"op": p.op, "path": p.path, "value": p.value} for p in self.patch]
+            ops = [{"op": "replace", "path": p.path, "value": p.value} for p in self.patch]
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
         if not self.allowed:
             response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
         elif self.message:
             response["status"] = {"code": 200, "message": self.message}
-        if self.warnings:
-            response["warnings"] = list(self.warnings)
         return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 
 
@@ -139,7 +134,6 @@ def parse_review(document: Any) -> AdmissionRequest:
         operation=operation,
         object=obj,
         owners=_owner_refs(metadata),
-        dry_run=bool(request.get("dryRun", False)),
         sub_resource=_string(request, "subResource", "request", required=False),
     )
 

@@ -56,16 +56,12 @@ that names something the kubelet pulls (k8s.io/api core/v1 PodSpec, Kubernetes 1
 class PodImage:
     """One place in a pod spec that names an image, and the JSON pointer of that string."""
 
-    field: str
-    index: int
-    name: str
     image: str
     pointer: str
 
 
 @dataclass(frozen=True)
 class PodSpec:
-    pointer: str
     images: tuple[PodImage, ...]
     image_pull_secrets: tuple[str, ...]
     service_account: str | None
@@ -105,7 +101,7 @@ def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
     images = [image for field in CONTAINER_FIELDS for image in reader.container_images(spec, field)]
     images.extend(reader.volume_images(spec))
     account = reader.string(spec, "serviceAccountName") or reader.string(spec, "serviceAccount")
-    return PodSpec(reader.pointer, tuple(images), reader.pull_secrets(spec), account or None)
+    return PodSpec(tuple(images), reader.pull_secrets(spec), account or None)
 
 
 @dataclass(frozen=True)
@@ -154,7 +150,7 @@ class _SpecReader:
             if not image:
                 raise UncheckableObject(f"{self.where}.{where} ({name}) has no image")
             pointer = f"{self.pointer}/{field}/{index}/image"
-            found.append(PodImage(field, index, name, image, pointer))
+            found.append(PodImage(image, pointer))
         return found
 
     def volume_images(self, spec: Mapping[str, Any]) -> list[PodImage]:
@@ -173,7 +169,7 @@ class _SpecReader:
                     f"{self.where}.{where} ({name}) is an image volume with no reference"
                 )
             pointer = f"{self.pointer}/volumes/{index}/image/reference"
-            found.append(PodImage("volumes", index, name, reference, pointer))
+            found.append(PodImage(reference, pointer))
         return found
 
     def pull_secrets(self, spec: Mapping[str, Any]) -> tuple[str, ...]:

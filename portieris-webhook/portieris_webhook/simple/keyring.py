@@ -72,11 +72,23 @@ def judge(result: Any, primary_fingerprints: frozenset[str]) -> VerifiedSignatur
     """
     statuses = _status_lines(getattr(result, "stderr", "") or "")
     keywords = [keyword for keyword, _ in statuses]
+    _require_one_signature(keywords)
+    _require_good_signature(keywords, result)
+    signer = _primary_signer(statuses, primary_fingerprints)
+    return VerifiedSignature(bytes(result.data or b""), signer)
+
+
+def _require_one_signature(keywords: list[str]) -> None:
+    """The message is a signed message holding exactly one signature."""
     signatures = keywords.count("NEWSIG") or keywords.count("SIG_ID")
     if "NODATA" in keywords or (signatures == 0 and "GOODSIG" not in keywords):
         raise SignatureRejected("not an OpenPGP signed message")
     if signatures != 1 or keywords.count("GOODSIG") > 1:
         raise SignatureRejected(f"holds {signatures} signatures; exactly one is allowed")
+
+
+def _require_good_signature(keywords: list[str], result: Any) -> None:
+    """gpg reports the signature good, and nothing bad about it."""
     bad = [k for k in keywords if k in BAD_STATUSES]
     if bad or not result.valid or "GOODSIG" not in keywords:
         # The most specific reason gpg gave; python-gnupg's `status` is only the last line's.
@@ -85,6 +97,12 @@ def judge(result: Any, primary_fingerprints: frozenset[str]) -> VerifiedSignatur
         key = getattr(result, "key_id", None)
         by = f" by key {key}" if key else ""
         raise SignatureRejected(f"signature{by} does not verify with the secret's keys: {status}")
+
+
+def _primary_signer(
+    statuses: list[tuple[str, list[str]]], primary_fingerprints: frozenset[str]
+) -> str:
+    """The fingerprint of the key that made the good signature: a primary key of the ring."""
     valid = [args for keyword, args in statuses if keyword == "VALIDSIG"]
     if len(valid) != 1 or not valid[0]:
         raise SignatureRejected("gpg reported no VALIDSIG for a good signature")
@@ -97,8 +115,7 @@ def judge(result: Any, primary_fingerprints: frozenset[str]) -> VerifiedSignatur
                 "by the primary key are accepted (as containers/image does)"
             )
         raise SignatureRejected(f"signed by key {signer}, which the secret does not hold")
-    payload = bytes(result.data or b"")
-    return VerifiedSignature(payload, signer)
+    return signer
 
 
 class KeyRing:

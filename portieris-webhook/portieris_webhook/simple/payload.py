@@ -31,8 +31,6 @@ class SignaturePayload:
 
     manifest_digest: str
     docker_reference: str
-    creator: str | None = None
-    timestamp: int | None = None
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -70,20 +68,17 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
-def _optional(value: Any) -> tuple[str | None, int | None]:
+def _check_optional(value: Any) -> None:
+    """Nothing in `optional` is used, but its known fields must have the right types."""
     if not isinstance(value, dict):
         raise InvalidPayload("signature payload: optional must be a JSON object")
-    creator = value.get("creator")
-    if creator is not None or "creator" in value:
-        creator = _string(creator, "optional.creator")
-    timestamp: int | None = None
+    if "creator" in value:
+        _string(value["creator"], "optional.creator")
     if "timestamp" in value:
         raw = value["timestamp"]
         integral = isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())
         if isinstance(raw, bool) or not integral:
             raise InvalidPayload("signature payload: optional.timestamp must be an integer")
-        timestamp = int(raw)
-    return creator, timestamp
 
 
 def parse_payload(data: bytes) -> SignaturePayload:
@@ -105,7 +100,7 @@ def parse_payload(data: bytes) -> SignaturePayload:
         raise InvalidPayload(f"signature payload has type {kind!r}, not {SIGNATURE_TYPE!r}")
     image = _exact_fields(critical["image"], "critical.image", ("docker-manifest-digest",))
     identity = _exact_fields(critical["identity"], "critical.identity", ("docker-reference",))
-    creator, timestamp = _optional(top["optional"])
+    _check_optional(top["optional"])
     return SignaturePayload(
         manifest_digest=_string(
             image["docker-manifest-digest"], "critical.image.docker-manifest-digest"
@@ -113,6 +108,4 @@ def parse_payload(data: bytes) -> SignaturePayload:
         docker_reference=_string(
             identity["docker-reference"], "critical.identity.docker-reference"
         ),
-        creator=creator,
-        timestamp=timestamp,
     )

@@ -11,9 +11,10 @@ least-recently-used order, at most `max_entries` of them and `max_bytes` of
 raw metadata, and one unused for `max_age` seconds is forgotten (its first
 root and the versions seen are then learnt again, as after a restart). A
 failed refresh (unless the server refused the asking request's credentials)
-is remembered for `failure_ttl` seconds as its error class and message only - never the exception, whose traceback would keep every frame's
-locals alive - in a separate, equally bounded table, so failing lookups never
-push verified repositories out.
+is remembered for `failure_ttl` seconds as its error class and message only
+(never the exception, whose traceback would keep every frame's locals alive)
+in a separate, equally bounded table, so failing lookups never push verified
+repositories out.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class TrustCache:
         self._failures: OrderedDict[Key, Failure] = OrderedDict()
         self._bytes = 0
         self.refreshes = 0
-        """How many refreshes ran (for tests and benchmarks)."""
+        """How many refreshes ran (for tests)."""
 
     # --- looking -------------------------------------------------------------
     def __contains__(self, key: object) -> bool:

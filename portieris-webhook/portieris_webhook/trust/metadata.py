@@ -66,7 +66,6 @@ class Envelope:
     signed: Mapping[str, Any]
     messages: tuple[bytes, ...]
     signatures: tuple[Signature, ...]
-    raw: bytes
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ def parse_envelope(raw: bytes, role: str) -> Envelope:
             f"{role}: metadata has _type {signed.get('_type')!r}, expected {role_type(role)!r}"
         )
     parsed = tuple(_signature(s, role) for s in signatures)
-    return Envelope(role, signed, tuple(candidates(signed)), parsed, raw)
+    return Envelope(role, signed, tuple(candidates(signed)), parsed)
 
 
 def _signature(document: Any, role: str) -> Signature:

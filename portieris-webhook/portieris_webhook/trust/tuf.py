@@ -127,16 +127,6 @@ class TrustData:
         times.extend(t.expires for t in self.roles.values())
         return min(times)
 
-    @property
-    def versions(self) -> dict[str, int]:
-        result = {
-            ROOT: self.root.version,
-            TIMESTAMP: self.timestamp.version,
-            SNAPSHOT: self.snapshot.version,
-        }
-        result.update({name: t.version for name, t in self.roles.items()})
-        return result
-
 
 def _expiry(role: str, expires: datetime.datetime, now: datetime.datetime) -> None:
     if now >= expires:

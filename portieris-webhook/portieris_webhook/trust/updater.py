@@ -35,6 +35,8 @@ from portieris_webhook.trust.metadata import (
     TARGETS,
     TIMESTAMP,
     FileMeta,
+    Snapshot,
+    Timestamp,
 )
 from portieris_webhook.trust.tuf import RootPin, TrustData, TrustedMetadataSet
 
@@ -136,68 +138,145 @@ async def refresh(
     pin: RootPin | None = None,
     limits: ReadLimits | None = None,
 ) -> TrustData:
-    """Bring `state` up to date with the server, or raise TrustError saying what failed."""
-    reader = Reader(fetch, gun, limits or ReadLimits())
-    previous: Mapping[str, bytes] = state.data.raw if state.data else {}
-    fetched: dict[str, bytes | None] = {}
-    first_use = state.trusted_root is None
-    start_root: bytes
-    latest_root: bytes
-    if state.trusted_root is None:
-        roles = (ROOT, TIMESTAMP, SNAPSHOT, TARGETS, RELEASES)
-        results = await asyncio.gather(*(reader.unknown_length(r) for r in roles))
-        fetched = dict(zip(roles, results, strict=True))
-        first_root = fetched[ROOT]
-        if first_root is None:
-            raise RepositoryNotFound(f"no trust data for {gun} (the repository is not signed)")
-        start_root = latest_root = first_root
-    else:
-        start_root = state.trusted_root
-        fetched[TIMESTAMP] = await reader.unknown_length(TIMESTAMP)
-        latest_root = start_root
-        if fetched[TIMESTAMP] != previous.get(TIMESTAMP):
-            root, snapshot = await asyncio.gather(
-                reader.unknown_length(ROOT), reader.unknown_length(SNAPSHOT)
-            )
-            if root is None:
-                raise RepositoryNotFound(f"no trust data for {gun} any more (root is gone)")
-            latest_root, fetched[SNAPSHOT] = root, snapshot
+    """Bring `state` up to date with the server, or raise TrustError saying what failed.
 
+    One step per role, in TUF order, each feeding the state machine what it checks.
+    """
+    reader = Reader(fetch, gun, limits or ReadLimits())
+    documents = _Documents(reader, state.data.raw if state.data else {})
+    served_root = await documents.prefetch(state.trusted_root)
+    trusted = await _load_root(gun, state, served_root, reader, now, pin)
+    timestamp = _load_timestamp(trusted, documents)
+    snapshot = await _load_snapshot(trusted, timestamp, documents)
+    await _load_targets(trusted, snapshot, documents)
+    await _load_delegations(trusted, snapshot, documents)
+    return trusted.result()
+
+
+class _Documents:
+    """Where one refresh gets each document: reused from the previous refresh while its
+    bytes still match what its parent records, else prefetched, else fetched."""
+
+    def __init__(self, reader: Reader, previous: Mapping[str, bytes]) -> None:
+        self.reader = reader
+        self.previous = previous
+        self.fetched: dict[str, bytes | None] = {}
+
+    async def prefetch(self, trusted_root: bytes | None) -> bytes:
+        """Fetch at once what this refresh will need, where order does not matter for
+        security; return the root the server serves now."""
+        if trusted_root is None:
+            return await self._prefetch_cold()
+        return await self._prefetch_warm(trusted_root)
+
+    async def _prefetch_cold(self) -> bytes:
+        """First use: every top-level role and targets/releases at once."""
+        roles = (ROOT, TIMESTAMP, SNAPSHOT, TARGETS, RELEASES)
+        results = await asyncio.gather(*(self.reader.unknown_length(r) for r in roles))
+        self.fetched = dict(zip(roles, results, strict=True))
+        root = self.fetched[ROOT]
+        if root is None:
+            raise RepositoryNotFound(
+                f"no trust data for {self.reader.gun} (the repository is not signed)"
+            )
+        return root
+
+    async def _prefetch_warm(self, trusted_root: bytes) -> bytes:
+        """The timestamp first: only when it changed can root or snapshot have changed."""
+        self.fetched[TIMESTAMP] = await self.reader.unknown_length(TIMESTAMP)
+        if self.fetched[TIMESTAMP] == self.previous.get(TIMESTAMP):
+            return trusted_root
+        root, snapshot = await asyncio.gather(
+            self.reader.unknown_length(ROOT), self.reader.unknown_length(SNAPSHOT)
+        )
+        if root is None:
+            raise RepositoryNotFound(f"no trust data for {self.reader.gun} any more (root is gone)")
+        self.fetched[SNAPSHOT] = snapshot
+        return root
+
+    async def recorded(self, role: str, meta: FileMeta, recorded_by: str) -> bytes:
+        """Bytes for `role`: the previous copy if it still matches `meta` (which `recorded_by`
+        recorded), else prefetched, else fetched with exactly the recorded length."""
+        old = self.previous.get(role)
+        if old is not None:
+            try:
+                meta.check(old, role)
+            except HashMismatchError:
+                pass
+            else:
+                return old
+        data = self.fetched.get(role)
+        if data is None:
+            data = await self.reader.recorded_length(role, meta.length, recorded_by)
+        if data is None:
+            raise TrustError(
+                f"notary server lists {role} of {self.reader.gun} but does not serve it"
+            )
+        return data
+
+
+async def _load_root(
+    gun: str,
+    state: GunState,
+    served_root: bytes,
+    reader: Reader,
+    now: datetime.datetime,
+    pin: RootPin | None,
+) -> TrustedMetadataSet:
+    """Trust the root `state` trusts (on first use, `served_root`), rotated to `served_root`."""
     # A pin anchors the first root; later roots are trusted by a rotation the trusted root signs.
     # (Notary checks the pin on every root: after a restart, a root rotated away from the pinned
     # key fails the pin here too, so operators update pins when they rotate root keys.)
-    anchor = pin if first_use else None
+    if state.trusted_root is None:
+        start_root, anchor = served_root, pin
+    else:
+        start_root, anchor = state.trusted_root, None
     trusted = TrustedMetadataSet(gun, start_root, now=now, seen=state.seen, pin=anchor)
-    if latest_root != start_root:
-        await _rotate(trusted, latest_root, reader)
+    if served_root != start_root:
+        await _rotate(trusted, served_root, reader)
     state.trusted_root = trusted.raw[ROOT]
+    return trusted
 
-    timestamp = fetched.get(TIMESTAMP)
-    if timestamp is None:
-        raise TrustError(f"notary server has root but no timestamp for {gun}")
-    trusted.update_timestamp(timestamp)
-    assert trusted.timestamp is not None
-    snapshot_meta = trusted.timestamp.snapshot
-    trusted.update_snapshot(
-        await _document(SNAPSHOT, snapshot_meta, TIMESTAMP, previous, fetched, reader)
-    )
 
-    level = [TARGETS]
+def _load_timestamp(trusted: TrustedMetadataSet, documents: _Documents) -> Timestamp:
+    """The timestamp is always fetched: it is what says whether anything changed."""
+    data = documents.fetched.get(TIMESTAMP)
+    if data is None:
+        raise TrustError(f"notary server has root but no timestamp for {trusted.gun}")
+    return trusted.update_timestamp(data)
+
+
+async def _load_snapshot(
+    trusted: TrustedMetadataSet, timestamp: Timestamp, documents: _Documents
+) -> Snapshot:
+    data = await documents.recorded(SNAPSHOT, timestamp.snapshot, TIMESTAMP)
+    return trusted.update_snapshot(data)
+
+
+async def _load_targets(
+    trusted: TrustedMetadataSet, snapshot: Snapshot, documents: _Documents
+) -> None:
+    if TARGETS not in snapshot.meta:
+        raise MetadataError(f"snapshot of {trusted.gun} does not list {TARGETS}")
+    trusted.update_targets(await documents.recorded(TARGETS, snapshot.meta[TARGETS], SNAPSHOT))
+
+
+async def _load_delegations(
+    trusted: TrustedMetadataSet, snapshot: Snapshot, documents: _Documents
+) -> None:
+    """Delegated roles level by level below `targets`, each level fetched at once.
+
+    A delegated role that is expired or short of signatures is left out with
+    everything below it (as notary's client does); any other failure fails the refresh.
+    """
+    level = trusted.delegated_roles(TARGETS)
     while level:
-        assert trusted.snapshot is not None
-        metas = [_listed(trusted.snapshot.meta, role, gun) for role in level]
-        documents = await asyncio.gather(
-            *(
-                _document(r, m, SNAPSHOT, previous, fetched, reader)
-                for r, m in zip(level, metas, strict=True)
-            )
-        )
-        for role, document in zip(level, documents, strict=True):
+        # delegated_roles() names only roles the snapshot lists.
+        fetches = (documents.recorded(role, snapshot.meta[role], SNAPSHOT) for role in level)
+        for role, data in zip(level, await asyncio.gather(*fetches), strict=True):
             try:
-                trusted.update_delegated_targets(role, document)
+                trusted.update_delegated_targets(role, data)
             except (ExpiredMetadataError, SignatureError) as exc:
-                if role == TARGETS:
-                    raise
                 trusted.skip(role, str(exc))
         level = [
             child
@@ -205,39 +284,6 @@ async def refresh(
             if role in trusted.roles
             for child in trusted.delegated_roles(role)
         ]
-    return trusted.result()
-
-
-def _listed(meta: Mapping[str, FileMeta], role: str, gun: str) -> FileMeta:
-    if role not in meta:
-        raise MetadataError(f"snapshot of {gun} does not list {role}")
-    return meta[role]
-
-
-async def _document(
-    role: str,
-    meta: FileMeta,
-    recorded_by: str,
-    previous: Mapping[str, bytes],
-    fetched: Mapping[str, bytes | None],
-    reader: Reader,
-) -> bytes:
-    """Bytes for `role`: the previous copy if it still matches `meta` (which `recorded_by`
-    recorded), else prefetched, else fetched with exactly the recorded length."""
-    old = previous.get(role)
-    if old is not None:
-        try:
-            meta.check(old, role)
-        except HashMismatchError:
-            pass
-        else:
-            return old
-    data = fetched.get(role)
-    if data is None:
-        data = await reader.recorded_length(role, meta.length, recorded_by)
-    if data is None:
-        raise TrustError(f"notary server lists {role} of {reader.gun} but does not serve it")
-    return data
 
 
 async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) -> None:

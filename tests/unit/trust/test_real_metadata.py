@@ -206,4 +206,4 @@ def test_the_state_machine_alone_walks_the_captured_roles_in_order():
 
     assert trusted.delegated_roles("targets") == ["targets/releases"]
     trusted.update_delegated_targets("targets/releases", files["targets/releases"])
-    assert trusted.result().versions["targets/releases"] == 1
+    assert trusted.result().roles["targets/releases"].version == 1
