@@ -1,4 +1,5 @@
-# `make demo` runs the webhook offline on the example policies; `make test` runs every test.
+# `make demo` shows the webhook verifying real signatures (a local registry, notary server and
+# signature store, tiny signed images), then keeps serving for curl; `make test` runs every test.
 # `make image` builds the webhook image into dist/.
 # Both create or reuse .venv/ and install what they need, including Debian packages.
 # `make stx-app` builds the StarlingX application tarball and `make debs` its Debian
@@ -51,7 +52,7 @@ $(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
 	touch $@
 
 demo: $(STAMP) system-deps
-	bash scripts/demo.sh
+	$(VENV)/bin/python scripts/demo.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
