@@ -1,5 +1,6 @@
 # `make demo` shows the webhook verifying real signatures (a local registry, notary server and
-# signature store, tiny signed images), then keeps serving for curl; `make test` runs every test.
+# signature store, tiny signed images), then keeps serving for curl; `make cluster-demo` the same
+# through a single-node cluster with kubectl; `make test` runs every test.
 # `make image` builds the webhook image into dist/.
 # Both create or reuse .venv/ and install what they need, including Debian packages.
 # `make stx-app` builds the StarlingX application tarball and `make debs` its Debian
@@ -9,7 +10,7 @@ VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image clean
+.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image clean
 
 $(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,11 @@ $(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
 
 demo: $(STAMP) system-deps
 	$(VENV)/bin/python scripts/demo.py
+
+# The same on a single-node cluster (needs root): kubectl shows real pods running the pinned
+# digests and the refusal of the unsigned one; the cluster keeps running until Ctrl-C.
+cluster-demo: $(STAMP) system-deps controlplane
+	$(VENV)/bin/python scripts/demo.py --cluster
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,9 +18,11 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +50,18 @@ def say(text: str = "") -> None:
 
 
 def write_manifests(
-    directory: Path, host: str, notary: NotaryServer, store: LookasideStore, key: str
-) -> None:
-    """An ImagePolicy for namespace default: notary trust, simple signing, nothing else."""
+    directory: Path,
+    host: str,
+    notary: NotaryServer,
+    store: LookasideStore,
+    key: str,
+    namespace: str = "default",
+) -> Path:
+    """An ImagePolicy for ``namespace``: notary trust, simple signing, nothing else."""
     policy = {
         "apiVersion": "portieris.cloud.ibm.com/v1",
         "kind": "ImagePolicy",
-        "metadata": {"name": "demo", "namespace": "default"},
+        "metadata": {"name": "demo", "namespace": namespace},
         "spec": {
             "repositories": [
                 {
@@ -76,13 +83,15 @@ def write_manifests(
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "demo-signer", "namespace": "default"},
+        "metadata": {"name": "demo-signer", "namespace": namespace},
         "type": "Opaque",
         "data": {"key": base64.b64encode(key.encode()).decode()},
     }
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "demo.yaml").write_text(yaml.safe_dump_all([namespace, secret, policy]))
+    path = directory / "demo.yaml"
+    path.write_text(yaml.safe_dump_all([ns, secret, policy]))
+    return path
 
 
 def review(name: str, image: str) -> dict[str, Any]:
@@ -129,22 +138,25 @@ def start_services(work: Path, ca: TestCA) -> tuple[Registry, NotaryServer, Look
     return registry, notary, store
 
 
+Push = Callable[[str, str], PushedImage]
+
+
 def publish(
-    work: Path, registry: Registry, notary: NotaryServer, store: LookasideStore
-) -> tuple[dict[str, PushedImage], str]:
+    work: Path, registry: Registry, notary: NotaryServer, store: LookasideStore, push: Push
+) -> tuple[dict[str, PushedImage], PushedImage, str]:
     """Push and sign the demo's images as a publisher would; return them and the public key."""
     images = {
-        "notary-signed": registry.push_image("demo/notary/app", "v1"),
-        "simple-signed": registry.push_image("demo/simple/app", "v1"),
-        "unsigned": registry.push_image("demo/notary/unsigned", "v1"),
-        "moved-tag": registry.push_image("demo/notary/moved", "v1"),
+        "notary-signed": push("demo/notary/app", "v1"),
+        "simple-signed": push("demo/simple/app", "v1"),
+        "unsigned": push("demo/notary/unsigned", "v1"),
+        "moved-tag": push("demo/notary/moved", "v1"),
     }
     signer = NotarySigner(notary, work / "notary-trust")
     for name in ("notary-signed", "moved-tag"):
         image = images[name]
         signer.sign(image.name, image.tag, image.size, image.hex)
     # After signing, someone pushes another image under the signed tag.
-    moved = registry.push_image("demo/notary/moved", "v1")
+    moved = push("demo/notary/moved", "v1")
     gpg = GpgHome(Path(os.environ.get("TMPDIR", "/tmp")) / f"portieris-demo-gpg-{os.getpid()}")
     key = gpg.new_key("demo-publisher")
     SimpleSigner(gpg, store, registry, work / "skopeo").sign(
@@ -162,7 +174,12 @@ def main() -> int:
     )
     parser.add_argument("--no-serve", action="store_true", help="exit after the decisions")
     parser.add_argument("--workdir", type=Path, default=DEMO_DIR / "run", help="emptied first")
+    parser.add_argument(
+        "--cluster", action="store_true", help="the same on a single-node cluster (root)"
+    )
     args = parser.parse_args()
+    if args.cluster:
+        return cluster_main(args)
 
     began = time.monotonic()
     work: Path = args.workdir.resolve()
@@ -176,7 +193,7 @@ def main() -> int:
     webhook: ManagedProcess | None = None
     try:
         say("pushing and signing the demo images ...")
-        images, moved, public_key = publish(work, registry, notary, store)
+        images, moved, public_key = publish(work, registry, notary, store, registry.push_image)
         manifests = work / "manifests"
         write_manifests(manifests, registry.host, notary, store, public_key)
         reviews = work / "reviews"
@@ -252,6 +269,114 @@ stop with Ctrl-C."""
             webhook.stop()
         for server in (store, notary, registry):
             server.stop()
+
+
+# --------------------------------------------------------------------------- make cluster-demo
+
+
+def deployment(name: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "demo"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "app", "image": image}],
+                    "terminationGracePeriodSeconds": 1,
+                },
+            },
+        },
+    }
+
+
+def cluster_main(args: argparse.Namespace) -> int:
+    """The same images and policies on a single-node cluster, shown with kubectl."""
+    from tests.e2e.node import GATEWAY, SingleNodeCluster
+    from tests.e2e.release import (
+        BUILD_IMAGE,
+        install_chart,
+        push_runnable,
+        push_webhook_image,
+    )
+
+    began = time.monotonic()
+    work: Path = (DEMO_DIR / "cluster").resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    say("building the webhook image (cached) ...")
+    built = subprocess.run(
+        [sys.executable, str(BUILD_IMAGE), "--python", sys.executable],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    archive = Path(built.strip().splitlines()[-1].split()[0].removeprefix("image="))
+    say("starting a single-node cluster (etcd, kube-apiserver, controller-manager, scheduler,")
+    say("kubelet on containerd, kube-proxy) ...")
+    node = SingleNodeCluster()
+    node.start()
+    servers: list[Any] = []
+    try:
+        ca = TestCA.create("portieris cluster demo CA")
+        ca_file = ca.write(work / "ca")
+        registry = Registry(work / "registry", ca, address=GATEWAY).start()
+        notary = NotaryServer(work / "notary", ca, address=GATEWAY).start()
+        store = LookasideStore(work / "lookaside", work / "logs", address=GATEWAY).start()
+        servers = [store, notary, registry]
+        node.trust_registry(registry.host, registry.ca_file)
+        say("installing the chart with the image from the local registry ...")
+        install_chart(node, push_webhook_image(registry, archive), ca_file)
+        say("pushing and signing the demo images ...")
+        images, moved, key = publish(
+            work, registry, notary, store,
+            lambda repo, tag: push_runnable(registry, repo, tag, f"{repo}:{tag}#{time.time()}"),
+        )  # fmt: skip
+        policies = write_manifests(work, registry.host, notary, store, key, namespace="demo")
+        node.plane.kubectl("apply", "-f", str(policies), check=True)
+        time.sleep(2)  # the webhook learns new policies through its watch
+        kubectl = f"{node.plane.bins.kubectl if node.plane.bins else 'kubectl'}"
+        say(f"\nready in {time.monotonic() - began:.0f} s. $ kubectl apply -f <Deployment>:")
+        for name, image in images.items():
+            result = node.plane.kubectl(
+                "apply", "-f", "-", input=json.dumps(deployment(name, image.ref))
+            )
+            say(f"  {name:14} {(result.stdout or result.stderr).strip()}")
+        say(f"  {'':14} (the tag of moved-tag now points to {moved.digest})")
+        node.plane.kubectl(
+            "wait", "--for=condition=Available", "deployment", "--all", "-n", "demo",
+            "--timeout=120s",
+        )  # fmt: skip
+        columns = (
+            "NAME:.metadata.name,READY:.status.containerStatuses[0].ready,"
+            "IMAGE:.spec.containers[0].image,PULLED:.status.containerStatuses[0].imageID"
+        )
+        say("\n$ kubectl get pods -n demo -o custom-columns=...")
+        pods = node.plane.kubectl("get", "pods", "-n", "demo", "-o", f"custom-columns={columns}")
+        say(pods.stdout)
+        if args.no_serve:
+            return 0
+        say(
+            f"""the cluster keeps running; from another terminal:
+
+  export KUBECONFIG={node.plane.kubeconfig}
+  {kubectl} get pods -A
+  {kubectl} -n demo create deployment unsigned --image={images["unsigned"].ref}
+
+stop with Ctrl-C (everything is removed)."""
+        )
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        for server in servers:
+            server.stop()
+        node.stop()
 
 
 if __name__ == "__main__":

@@ -18,19 +18,19 @@ from pathlib import Path
 import pytest
 
 from .conftest import Cluster
-from .controlplane import REPO_ROOT
-from .images import busybox_image_dir
 from .node import GATEWAY, SingleNodeCluster
+from .release import (
+    BUILD_IMAGE,
+    RELEASE,
+    RELEASE_NS,
+    install_chart,
+    push_runnable,
+    push_webhook_image,
+)
 from tests.fixtures.gpg import GpgHome, LookasideStore, SimpleSigner
 from tests.fixtures.notary import NotaryServer, NotarySigner
 from tests.fixtures.pki import TestCA
-from tests.fixtures.registry import PushedImage, Registry, sha256_hex
-
-CHART = REPO_ROOT / "helm-charts" / "portieris"
-BUILD_IMAGE = REPO_ROOT / "scripts" / "build-image.py"
-RELEASE = "portieris"
-RELEASE_NS = "portieris"
-WEBHOOK_REPO = "portieris/webhook"
+from tests.fixtures.registry import PushedImage, Registry
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,6 @@ def node_lookaside(
     store.stop()
 
 
-def push_runnable(registry: Registry, repo: str, tag: str, seed: str) -> PushedImage:
-    """Push a busybox image (``sleep 3600``) made from ``seed`` as ``repo:tag``."""
-    image = busybox_image_dir(
-        registry.images_dir / f"busybox-{sha256_hex(seed.encode())[:16]}", seed
-    )
-    digest_file = image.path.parent / f"{image.path.name}.digest"
-    registry.skopeo(
-        "copy", "--quiet", "--dest-cert-dir", str(registry.cert_dir),
-        "--digestfile", str(digest_file), f"dir:{image.path}",
-        f"docker://{registry.host}/{repo}:{tag}",
-    )  # fmt: skip
-    pushed = digest_file.read_text().strip()
-    assert pushed == image.digest, f"skopeo pushed {pushed}, expected {image.digest}"
-    return PushedImage(registry.host, repo, tag, pushed, image.size, image.manifest)
-
-
 _repos = iter(range(1, 100_000))
 
 
@@ -169,26 +153,8 @@ def portieris(
     test_ca_file: Path,
 ) -> Iterator[Release]:
     """``helm install`` of the chart, the image pulled by the kubelet from the registry."""
-    version = webhook_image.path.name.removeprefix("portieris-webhook-").removesuffix(".oci.tar")
-    digest_file = webhook_image.path.parent / "pushed.digest"
-    node_registry.skopeo(
-        "copy", "--quiet", "--dest-cert-dir", str(node_registry.cert_dir),
-        "--digestfile", str(digest_file), f"oci-archive:{webhook_image.path}",
-        f"docker://{node_registry.host}/{WEBHOOK_REPO}:{version}",
-    )  # fmt: skip
-    digest = digest_file.read_text().strip()
-    digest_file.unlink()
-    image = PushedImage(node_registry.host, WEBHOOK_REPO, version, digest, 0, b"")
-    began = time.monotonic()
-    node.plane.helm(
-        "install", RELEASE, str(CHART), "--namespace", RELEASE_NS, "--create-namespace",
-        "--set", f"image.repository={image.name}", "--set", f"image.tag={version}",
-        "--set", "replicaCount=1",
-        # The registry, notary server and store of the tests use the test CA.
-        "--set-file", f"TrustedCACert={test_ca_file}",
-        "--wait", "--timeout", "5m", check=True,
-    )  # fmt: skip
-    release = Release(node, image, time.monotonic() - began)
+    image = push_webhook_image(node_registry, webhook_image.path)
+    release = Release(node, image, install_chart(node, image, test_ca_file))
     print(f"\nchart installed, webhook Ready in {release.install_seconds:.1f} s", file=sys.stderr)
     yield release
     node.plane.helm("uninstall", RELEASE, "--namespace", RELEASE_NS, "--wait", "--timeout", "2m")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from .node_fixtures import BUILD_IMAGE, BuiltImage
+from .node_fixtures import BuiltImage
+from .release import BUILD_IMAGE
 
 pytestmark = pytest.mark.e2e
 

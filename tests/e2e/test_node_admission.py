@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from .conftest import Cluster
-from .node_fixtures import RELEASE_NS, Release, RunnableImages, pods_of
+from .node_fixtures import Release, RunnableImages, pods_of
+from .release import RELEASE_NS
 from .test_cluster_admission import eventually, set_policy
 from tests.fixtures.gpg import LookasideStore, SimpleSigner
 from tests.fixtures.notary import NotaryServer, NotarySigner

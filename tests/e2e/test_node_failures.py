@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from .conftest import Cluster
-from .node_fixtures import RELEASE, RELEASE_NS, Release, RunnableImages
+from .node_fixtures import Release, RunnableImages
+from .release import RELEASE, RELEASE_NS
 from .test_cluster_admission import eventually
 from .test_node_admission import WEBHOOK_SELECTOR, deployment, webhook_pods
 
