@@ -21,6 +21,7 @@ Only the standard library is used; needs root (mmdebstrap, chroot), mmdebstrap a
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -315,6 +316,9 @@ def main() -> int:
     config_key = digest_of(base.name.encode(), app.name.encode(), CONTAINERFILE.read_bytes())
     archive = cache / f"portieris-webhook-{config_key}.oci.tar"
 
+    # One build at a time per cache (worktrees and test sessions share it).
+    lock = (cache / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     with tempfile.TemporaryDirectory(prefix="portieris-image-", dir=cache) as tmp:
         work = Path(tmp)
         if not base.exists():
@@ -343,6 +347,7 @@ def main() -> int:
             os.link(archive, out)
         except OSError:
             shutil.copyfile(archive, out)
+    lock.close()
     size = out.stat().st_size
     unpacked = base.stat().st_size + app.stat().st_size
     print(f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}: "

@@ -7,7 +7,7 @@ Debian package).  The API server is started the way controller-runtime's
 envtest starts it: client-certificate auth, RBAC, the ServiceAccount admission
 plugin off.  There is no controller-manager, scheduler or kubelet: objects are
 stored (and admission webhooks are called on create/update) but pods stay
-Pending.
+Pending. ``node.py`` adds them, for tests where pods really run.
 
 Usage::
 
