@@ -144,10 +144,13 @@ class SingleNodeCluster:
             self._remove_containers()
             self.procs.pop("containerd").stop(timeout=15)
         self._unmount_all()
-        if self.plane.bins is not None:
-            _run(self.plane.bins.kube_proxy, "--cleanup", check=False)
-        _remove_kubelet_chains()
-        _run("ip", "link", "delete", BRIDGE, check=False)
+        # The host's network is ours to clean only while we hold the lock: otherwise the
+        # bridge and rules belong to another running node.
+        if self._lock is not None:
+            if self.plane.bins is not None:
+                _run(self.plane.bins.kube_proxy, "--cleanup", check=False)
+            _remove_kubelet_chains()
+            _run("ip", "link", "delete", BRIDGE, check=False)
         self.plane.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self._lock is not None:

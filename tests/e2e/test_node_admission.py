@@ -85,7 +85,7 @@ def test_webhook_pods_run_the_pushed_image_ready_under_the_charts_security_conte
     assert pods
     for pod in pods:
         status = pod["status"]["containerStatuses"][0]
-        assert status["ready"] is True
+        assert status["ready"] is True and status["restartCount"] == 0  # probes pass
         assert status["imageID"].endswith(portieris.image.digest)
         context = pod["spec"]["containers"][0]["securityContext"]
         assert context["readOnlyRootFilesystem"] is True and context["runAsNonRoot"] is True
