@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -89,3 +91,23 @@ def test_a_second_build_from_the_cache_gives_the_same_archive(webhook_image: Bui
         check=True,
     )
     assert hashlib.sha256(webhook_image.path.read_bytes()).hexdigest() == before
+
+
+def test_byte_code_is_valid_on_the_read_only_root_fs(webhook_image: BuiltImage) -> None:
+    """Every .pyc is checked by hash, not by its source's mtime (all layer times are fixed,
+    so mtime-stamped byte code would be stale and recompiled, unsaved, at every start)."""
+    files = archive_files(webhook_image)
+    index = json.loads(files["index.json"])
+    manifest = json.loads(blob(files, index["manifests"][0]["digest"]))
+    stale = []
+    checked = 0
+    for layer in manifest["layers"]:
+        data = gzip.decompress(blob(files, layer["digest"]))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(".pyc"):
+                    header = tar.extractfile(member).read(8)  # type: ignore[union-attr]
+                    checked += 1
+                    if not int.from_bytes(header[4:8], "little") & 1:  # PEP 552 hash-based
+                        stale.append(member.name)
+    assert checked and not stale, f"{len(stale)} of {checked} .pyc use mtimes: {stale[:5]}"
