@@ -335,15 +335,26 @@ def cluster_main(args: argparse.Namespace) -> int:
         )  # fmt: skip
         policies = write_manifests(work, registry.host, notary, store, key, namespace="demo")
         node.plane.kubectl("apply", "-f", str(policies), check=True)
-        time.sleep(2)  # the webhook learns new policies through its watch
+        # The webhook learns new policies through its watch: until then (the chart has no
+        # default ClusterImagePolicy here) it refuses every image of the namespace.
+        probe = json.dumps(deployment("probe", images["notary-signed"].ref))
+        deadline = time.monotonic() + 60
+        while node.plane.kubectl("create", "--dry-run=server", "-f", "-", input=probe).returncode:
+            if time.monotonic() > deadline:
+                raise SystemExit("the webhook did not apply the demo's policy within 60 s")
+            time.sleep(0.5)
         kubectl = f"{node.plane.bins.kubectl if node.plane.bins else 'kubectl'}"
-        say(f"\nready in {time.monotonic() - began:.0f} s. $ kubectl apply -f <Deployment>:")
+        say(f"\nready in {time.monotonic() - began:.0f} s. Images in the registry:")
+        for name, image in images.items():
+            signed = "unsigned" if name == "unsigned" else "signed"
+            say(f"  {name:14} {image.ref}  {signed} {image.digest}")
+        say(f"  {'':14} the tag moved after signing: {moved.ref} is now {moved.digest}")
+        say("\n$ kubectl apply -f <a Deployment of each image>")
         for name, image in images.items():
             result = node.plane.kubectl(
                 "apply", "-f", "-", input=json.dumps(deployment(name, image.ref))
             )
             say(f"  {name:14} {(result.stdout or result.stderr).strip()}")
-        say(f"  {'':14} (the tag of moved-tag now points to {moved.digest})")
         node.plane.kubectl(
             "wait", "--for=condition=Available", "deployment", "--all", "-n", "demo",
             "--timeout=120s",

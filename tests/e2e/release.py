@@ -55,6 +55,9 @@ def install_chart(node: SingleNodeCluster, image: PushedImage, ca_file: Path) ->
         "install", RELEASE, str(CHART), "--namespace", RELEASE_NS, "--create-namespace",
         "--set", f"image.repository={image.name}", "--set", f"image.tag={image.tag}",
         "--set", "replicaCount=1",
+        # No default ClusterImagePolicy: an image no policy names is refused, so nothing
+        # runs unverified while the webhook has not yet seen a namespace's new ImagePolicy.
+        "--set-json", "clusterPolicy.allowedRepositories=[]",
         # The registry, notary server and store of the tests use the test CA.
         "--set-file", f"TrustedCACert={ca_file}",
         "--wait", "--timeout", "5m", check=True,

@@ -15,7 +15,7 @@ import yaml
 from .conftest import Cluster
 from .node_fixtures import Release, RunnableImages
 from .release import RELEASE, RELEASE_NS
-from .test_cluster_admission import eventually
+from .test_cluster_admission import eventually, set_policy
 from .test_node_admission import WEBHOOK_SELECTOR, deployment, webhook_pods
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,9 @@ def pod(image: str, name: str = "p") -> dict[str, Any]:
 def test_without_webhook_pods_workloads_are_refused_then_admitted_when_they_are_back(
     restore_one_replica: Release, node_ns: Cluster, runnable_images: RunnableImages
 ) -> None:
-    image = runnable_images("v1")  # the chart's default ClusterImagePolicy admits it
+    image = runnable_images("v1")
+    set_policy(node_ns, (f"{image.host}/*", {}))
+    assert eventually(lambda: node_ns.create(deployment(image.ref, name="before")).returncode == 0)
     scale(restore_one_replica, 0)
     refused = node_ns.create(deployment(image.ref))
     assert refused.returncode != 0 and "failed calling webhook" in refused.stderr
@@ -79,6 +81,8 @@ def test_killing_one_of_three_replicas_under_load_loses_no_admission(
     restore_one_replica: Release, node_ns: Cluster, runnable_images: RunnableImages
 ) -> None:
     image = runnable_images("v1")
+    set_policy(node_ns, (f"{image.host}/*", {}))
+    assert eventually(lambda: node_ns.create(deployment(image.ref, name="before")).returncode == 0)
     scale(restore_one_replica, 3)
     plane = node_ns.plane
     outcomes: list[str] = []
