@@ -1,4 +1,7 @@
-# `make demo` runs the webhook offline on the example policies; `make test` runs every test.
+# `make demo` shows the webhook verifying real signatures (a local registry, notary server and
+# signature store, tiny signed images), then keeps serving for curl; `make cluster-demo` the same
+# through a single-node cluster with kubectl; `make test` runs every test.
+# `make image` builds the webhook image into dist/.
 # Both create or reuse .venv/ and install what they need, including Debian packages.
 # `make stx-app` builds the StarlingX application tarball and `make debs` its Debian
 # packages, both into dist/.
@@ -7,7 +10,7 @@ VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs clean
+.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image clean
 
 $(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +24,11 @@ system-deps:
 
 controlplane: system-deps
 	bash scripts/build-controlplane.sh
+
+# The webhook image as an OCI archive in dist/, built from Debian packages and the package's
+# wheels without any registry (cached in ~/.cache/portieris/image; prints its size).
+image: $(STAMP) system-deps
+	$(PYTHON) scripts/build-image.py --python $(VENV)/bin/python
 
 # The CRDs of FluxCD and cert-manager, for the application's apply test (cached).
 crds:
@@ -45,7 +53,12 @@ $(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
 	touch $@
 
 demo: $(STAMP) system-deps
-	bash scripts/demo.sh
+	$(VENV)/bin/python scripts/demo.py
+
+# The same on a single-node cluster (needs root): kubectl shows real pods running the pinned
+# digests and the refusal of the unsigned one; the cluster keeps running until Ctrl-C.
+cluster-demo: $(STAMP) system-deps controlplane
+	$(VENV)/bin/python scripts/demo.py --cluster
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -56,7 +69,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: $(STAMP) system-deps controlplane crds stx-app debs lint
+test: $(STAMP) system-deps controlplane crds stx-app debs image lint
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps

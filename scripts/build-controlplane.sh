@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build (once, cached) the real Kubernetes control-plane binaries the e2e tests
-# use: kube-apiserver and kubectl from k8s.io/kubernetes, helm from
-# helm.sh/helm/v3, all pinned by tests/e2e/controlplane/go.mod. etcd comes from
-# Debian (etcd-server, 3.4), installed only when missing.
+# Build (once, cached) the real Kubernetes binaries the e2e tests use:
+# kube-apiserver, kubectl and the node's kube-controller-manager, kube-scheduler,
+# kubelet and kube-proxy from k8s.io/kubernetes, helm from helm.sh/helm/v3, all
+# pinned by tests/e2e/controlplane/go.mod. etcd comes from Debian (etcd-server,
+# 3.4), installed only when missing. Only the binaries not yet cached are built.
 #
 # Output: ${PORTIERIS_CACHE_DIR:-$HOME/.cache/portieris}/bin/
-#   kube-apiserver-vX.Y.Z, kubectl-vX.Y.Z, helm-vA.B.C  (versioned, cached)
-#   kube-apiserver, kubectl, helm, etcd                  (stable symlinks)
+#   <name>-vX.Y.Z for each binary (versioned, cached)
+#   <name> and etcd (stable symlinks)
 # stdout: one "name=path" line per binary (machine-readable); progress on stderr.
 # A warm run (everything cached) does no Go work and returns in well under 1 s.
 set -euo pipefail
@@ -24,9 +25,21 @@ KUBE_VERSION="$(modver k8s.io/kubernetes)"
 HELM_VERSION="$(modver helm.sh/helm/v3)"
 [[ -n "$KUBE_VERSION" && -n "$HELM_VERSION" ]] || { log "cannot read versions from $MODDIR/go.mod"; exit 1; }
 
-APISERVER="$BIN/kube-apiserver-$KUBE_VERSION"
-KUBECTL="$BIN/kubectl-$KUBE_VERSION"
-HELM="$BIN/helm-$HELM_VERSION"
+# name -> Go package; each is cached as $BIN/<name>-<version>.
+declare -A PACKAGE_OF=(
+    [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+    [kubectl]=k8s.io/kubernetes/cmd/kubectl
+    [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+    [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+    [kubelet]=k8s.io/kubernetes/cmd/kubelet
+    [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+    [helm]=helm.sh/helm/v3/cmd/helm
+)
+NAMES=(kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy helm)
+versioned() {
+    if [[ "$1" == helm ]]; then echo "$BIN/helm-$HELM_VERSION"; else echo "$BIN/$1-$KUBE_VERSION"; fi
+}
+APISERVER="$(versioned kube-apiserver)"
 
 find_etcd() {
     if [[ -x /usr/bin/etcd ]]; then echo /usr/bin/etcd; return 0; fi
@@ -34,19 +47,26 @@ find_etcd() {
 }
 
 link_and_print() {
-    local etcd
+    local etcd name path
     etcd="$(find_etcd)"
-    ln -sfn "$(basename "$APISERVER")" "$BIN/kube-apiserver"
-    ln -sfn "$(basename "$KUBECTL")" "$BIN/kubectl"
-    ln -sfn "$(basename "$HELM")" "$BIN/helm"
+    for name in "${NAMES[@]}"; do
+        path="$(versioned "$name")"
+        ln -sfn "$(basename "$path")" "$BIN/$name"
+        echo "$name=$path"
+    done
     ln -sfn "$etcd" "$BIN/etcd"
-    echo "kube-apiserver=$APISERVER"
-    echo "kubectl=$KUBECTL"
-    echo "helm=$HELM"
     echo "etcd=$etcd"
 }
 
-all_built() { [[ -s "$APISERVER" && -x "$APISERVER" && -s "$KUBECTL" && -x "$KUBECTL" && -s "$HELM" && -x "$HELM" ]]; }
+missing_names() {
+    local name path
+    for name in "${NAMES[@]}"; do
+        path="$(versioned "$name")"
+        [[ -s "$path" && -x "$path" ]] || echo "$name"
+    done
+}
+
+all_built() { [[ -z "$(missing_names)" ]]; }
 
 # ---- fast path: everything cached ------------------------------------------
 if all_built && find_etcd >/dev/null; then
@@ -120,20 +140,20 @@ tmp="$(mktemp -d "$BIN/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
 log "go: $(go version)"
-log "building kube-apiserver + kubectl $KUBE_VERSION and helm $HELM_VERSION (cold build: tens of minutes on 2 cores)"
+mapfile -t to_build < <(missing_names)
+packages=()
+for name in "${to_build[@]}"; do packages+=("${PACKAGE_OF[$name]}"); done
+log "building ${to_build[*]} (kubernetes $KUBE_VERSION, helm $HELM_VERSION; cold build: tens of minutes on 2 cores)"
 start=$(date +%s)
 (
     cd "$MODDIR"
-    go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-        k8s.io/kubernetes/cmd/kube-apiserver \
-        k8s.io/kubernetes/cmd/kubectl \
-        helm.sh/helm/v3/cmd/helm
+    go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${packages[@]}"
 ) >&2
 end=$(date +%s)
 
-mv -f "$tmp/kube-apiserver" "$APISERVER"
-mv -f "$tmp/kubectl" "$KUBECTL"
-mv -f "$tmp/helm" "$HELM"
+for name in "${to_build[@]}"; do
+    mv -f "$tmp/$name" "$(versioned "$name")"
+done
 log "build time: $((end - start)) s"
 "$APISERVER" --version >&2
 link_and_print

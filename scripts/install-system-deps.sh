@@ -18,6 +18,17 @@ declare -A BINARY_OF=(
   [python3-all]=/usr/share/doc/python3-all/copyright
   [python3-setuptools]=/usr/lib/python3/dist-packages/setuptools/__init__.py
   [python3-wheel]=/usr/lib/python3/dist-packages/wheel/__init__.py
+  # The webhook image (make image): a Debian root fs and an OCI layout, no registry.
+  [mmdebstrap]=/usr/bin/mmdebstrap
+  [umoci]=/usr/bin/umoci
+  # The single-node cluster of the e2e tests: container runtime, pod network, kube-proxy,
+  # and the busybox the test images are made of.
+  [containerd]=/usr/bin/containerd
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [iptables]=/usr/sbin/xtables-nft-multi
+  [conntrack]=/usr/sbin/conntrack
+  [busybox-static]=/bin/busybox
 )
 
 missing=()

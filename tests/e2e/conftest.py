@@ -218,3 +218,18 @@ def cluster(
     )
     control_plane.kubectl("create", "namespace", name, check=True)
     return Cluster(control_plane, name)
+
+
+# The single-node cluster's fixtures (tests/e2e/test_node_*.py).
+from .node_fixtures import (  # noqa: E402,F401
+    node,
+    node_lookaside,
+    node_notary,
+    node_notary_signer,
+    node_ns,
+    node_registry,
+    node_simple_signer,
+    portieris,
+    runnable_images,
+    webhook_image,
+)

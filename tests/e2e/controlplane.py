@@ -7,7 +7,7 @@ Debian package).  The API server is started the way controller-runtime's
 envtest starts it: client-certificate auth, RBAC, the ServiceAccount admission
 plugin off.  There is no controller-manager, scheduler or kubelet: objects are
 stored (and admission webhooks are called on create/update) but pods stay
-Pending.
+Pending. ``node.py`` adds them, for tests where pods really run.
 
 Usage::
 
@@ -79,6 +79,11 @@ class Binaries(NamedTuple):
     etcd: str
     kubectl: str
     helm: str
+    # The node's (tests/e2e/node.py).
+    kube_controller_manager: str
+    kube_scheduler: str
+    kubelet: str
+    kube_proxy: str
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,6 +114,10 @@ def binaries() -> Binaries:
             etcd=found["etcd"],
             kubectl=found["kubectl"],
             helm=found["helm"],
+            kube_controller_manager=found["kube-controller-manager"],
+            kube_scheduler=found["kube-scheduler"],
+            kubelet=found["kubelet"],
+            kube_proxy=found["kube-proxy"],
         )
     except KeyError as exc:
         raise ControlPlaneError(
@@ -164,7 +173,15 @@ class ControlPlane:
         start_timeout: float = 120.0,
         extra_apiserver_args: Sequence[str] = (),
         keep_workdir: bool = False,
+        address: str = "127.0.0.1",
+        service_accounts: bool = False,
     ) -> None:
+        """``address``: where the API server listens (a node's pods must reach it, so not
+        127.0.0.1 there). ``service_accounts``: run the ServiceAccount admission plugin
+        (pods get their account's token; needs the controller-manager's token controllers).
+        """
+        self.address = address
+        self.service_accounts = service_accounts
         self.start_timeout = start_timeout
         self.extra_apiserver_args = list(extra_apiserver_args)
         self.keep_workdir = keep_workdir
@@ -259,7 +276,7 @@ class ControlPlane:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ],
-            ip_sans=["127.0.0.1", "10.0.0.1"],
+            ip_sans=sorted({"127.0.0.1", "10.0.0.1", self.address}),
             client=False,
         )
         admin_cert, admin_key = ca.issue(
@@ -311,8 +328,8 @@ class ControlPlane:
         )
 
         # --- kube-apiserver
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.port = free_port(self.address)
+        self.url = f"https://{self.address}:{self.port}"
         self.apiserver_log = work / "kube-apiserver.log"
         apiserver_cmd = [
             self.bins.kube_apiserver,
@@ -325,12 +342,15 @@ class ControlPlane:
             f"--service-account-key-file={work / 'sa.pub'}",
             f"--service-account-signing-key-file={work / 'sa.key'}",
             "--service-cluster-ip-range=10.0.0.0/24",
-            "--advertise-address=127.0.0.1",
-            "--bind-address=127.0.0.1",
+            f"--advertise-address={self.address}",
+            f"--bind-address={self.address}",
             f"--secure-port={self.port}",
             "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
+            *([] if self.service_accounts else ["--disable-admission-plugins=ServiceAccount"]),
             "--allow-privileged=true",
+            # How it authenticates to a kubelet (logs, exec), when there is one.
+            f"--kubelet-client-certificate={work / 'admin.crt'}",
+            f"--kubelet-client-key={work / 'admin.key'}",
             *self.extra_apiserver_args,
         ]
         self._apiserver = self._spawn(apiserver_cmd, self.apiserver_log)
