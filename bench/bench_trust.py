@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portieris_webhook.app import enforcer_for
 from portieris_webhook.settings import Settings
+from portieris_webhook.wiring import enforcer_for
 
 from tests.fixtures.notary import NotaryServer, NotarySigner
 from tests.fixtures.pki import TestCA

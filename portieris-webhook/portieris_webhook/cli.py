@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from oslo_config import cfg
 
-from portieris_webhook import __version__, config, logs
+from portieris_webhook import __version__, logs, options
 from portieris_webhook.admission.review import load_json, parse_review
 from portieris_webhook.admission.workloads import PodImage, PodSpec
-from portieris_webhook.app import enforcer_for
 from portieris_webhook.errors import PortierisError
 from portieris_webhook.kube import cluster_state
 from portieris_webhook.manifests import load_manifests
 from portieris_webhook.metrics import Metrics
-from portieris_webhook.server import WebhookApp, render, running, wait_for_signal
+from portieris_webhook.server import WebhookApp, running
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
+from portieris_webhook.wiring import enforcer_for, wait_for_signal
 
 USAGE = """usage: portieris-webhook COMMAND [options]
 
@@ -63,6 +64,11 @@ def _read_bytes(source: str) -> bytes:
         return handle.read()
 
 
+def render(document: object) -> str:
+    """A JSON document as `admit` prints it."""
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
 async def _admit(conf: cfg.ConfigOpts) -> int:
     state = _offline_state(conf)
     source = conf.review
@@ -71,7 +77,7 @@ async def _admit(conf: cfg.ConfigOpts) -> int:
     except OSError as exc:
         raise PortierisError(f"cannot read {source}: {exc}") from exc
     request = parse_review(load_json(data, source))
-    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+    async with enforcer_for(state, options.settings_from(conf)) as enforcer:
         decision = await enforcer.decide(request)
     print(render(decision.response.to_review()))
     return 0
@@ -84,7 +90,7 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
         tuple(conf.pull_secret),
         conf.service_account,
     )
-    async with enforcer_for(state, config.settings_from(conf)) as enforcer:
+    async with enforcer_for(state, options.settings_from(conf)) as enforcer:
         results = await enforcer.evaluate_images(conf.namespace, spec)
     item = results[conf.image]
     verdict = "ALLOW" if item.allowed else "DENY"
@@ -106,7 +112,7 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
             state: StateView = _offline_state(conf)
         else:
             state = await stack.enter_async_context(cluster_state(conf.kubeconfig))
-        enforcer = await stack.enter_async_context(enforcer_for(state, config.settings_from(conf)))
+        enforcer = await stack.enter_async_context(enforcer_for(state, options.settings_from(conf)))
         webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
         urls = await stack.enter_async_context(
             running(
@@ -116,7 +122,7 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
                 conf.port,
                 conf.metrics_port,
                 conf.cert_reload_interval,
-                config.connection_limits_from(conf),
+                options.connection_limits_from(conf),
                 conf.log_summary_interval,
             )
         )
@@ -127,9 +133,9 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
 
 Handler = Callable[[cfg.ConfigOpts], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, tuple[Handler, tuple[Sequence[cfg.Opt], ...]]] = {
-    "serve": (_serve, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.SERVE_OPTS)),
-    "admit": (_admit, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.ADMIT_OPTS)),
-    "verify": (_verify, (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.IMAGE_OPTS)),
+    "serve": (_serve, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.SERVE_OPTS)),
+    "admit": (_admit, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.ADMIT_OPTS)),
+    "verify": (_verify, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.IMAGE_OPTS)),
 }
 
 

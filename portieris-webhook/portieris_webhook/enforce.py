@@ -47,7 +47,6 @@ class ImageDecision:
 
 @dataclass(frozen=True)
 class Decision:
-    request: AdmissionRequest
     response: AdmissionResponse
     images: tuple[ImageDecision, ...] = ()
     summary: str = ""
@@ -147,16 +146,14 @@ class Enforcer:
                 + " | ".join(lines)
             )
             kinds = tuple(d.reason_kind or DenyKind.OTHER for d in denied)
-            return Decision(
-                request, AdmissionResponse(request.uid, False, message), images, message, kinds
-            )
+            return Decision(AdmissionResponse(request.uid, False, message), images, message, kinds)
         patch = tuple(
             PatchOperation(item.pointer, decisions[item.image].patched_image or "")
             for item in spec.images
             if decisions[item.image].patched_image not in (None, item.image)
         )
         return Decision(
-            request, AdmissionResponse(request.uid, True, patch=patch), images, "all images allowed"
+            AdmissionResponse(request.uid, True, patch=patch), images, "all images allowed"
         )
 
     def _allow(self, request: AdmissionRequest, why: str) -> Decision:
@@ -166,7 +163,7 @@ class Enforcer:
             request.display_name,
             why,
         )
-        return Decision(request, AdmissionResponse(request.uid, True), (), why)
+        return Decision(AdmissionResponse(request.uid, True), (), why)
 
     def _deny(
         self,
@@ -182,9 +179,7 @@ class Enforcer:
             why,
         )
         message = f"portieris denied {request.display_name} in namespace {request.namespace}: {why}"
-        return Decision(
-            request, AdmissionResponse(request.uid, False, message), images, message, kinds
-        )
+        return Decision(AdmissionResponse(request.uid, False, message), images, message, kinds)
 
     # --- image level ---------------------------------------------------------
     async def evaluate_images(self, namespace: str, spec: PodSpec) -> dict[str, ImageDecision]:

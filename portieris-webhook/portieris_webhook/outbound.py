@@ -4,7 +4,7 @@
 drawn from the budget of the whole admission request, so neither a hostile server nor a
 pod naming hundreds of images from one can make the webhook buffer without bound.
 
-`Transport` is the one GET every verifier's HTTP call goes through (http.HttpClient
+`Transport` is the one GET every verifier's HTTP call goes through (http_client.HttpClient
 implements it, registry/auth.py adds the token flow): it charges every chunk to the
 budget as it arrives, stops reading at a limit, and turns every transport failure (no
 answer in time, TLS, no connection, an answer too large) into a RemoteError.
@@ -71,9 +71,8 @@ class ReadBudget:
 
 @dataclass(frozen=True)
 class Response:
-    """One HTTP answer: its final URL, status, headers and body (empty unless 200)."""
+    """One HTTP answer: its status, headers and body (empty unless 200)."""
 
-    url: str
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -88,7 +87,7 @@ class AnswerLimits:
 
 
 class Transport(Protocol):
-    """One HTTP GET to a remote server, shared by every verifier (http.HttpClient)."""
+    """One HTTP GET to a remote server, shared by every verifier (http_client.HttpClient)."""
 
     async def get(
         self, url: str, headers: Mapping[str, str], timeout: float, limits: AnswerLimits

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +24,7 @@ from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
 
 LOG = logging.getLogger(__name__)
-HTTP_LOG = logging.getLogger("portieris_webhook.http")
+HTTP_LOG = logging.getLogger("portieris_webhook.server.http")
 """What aiohttp's HTTP protocol logs (malformed requests, mostly); throttled while serving."""
 
 BAD_REQUEST_BURST = 10
@@ -193,16 +191,3 @@ async def _summarise(interval: float, *reports: Callable[[], None]) -> None:
         await asyncio.sleep(interval)
         for report in reports:
             report()
-
-
-async def wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    LOG.info("stopping: signal received")
-
-
-def render(document: object) -> str:
-    return json.dumps(document, indent=2, sort_keys=True)

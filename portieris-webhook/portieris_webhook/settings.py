@@ -1,4 +1,4 @@
-"""Typed settings handed to the request path (built from oslo.config options in config.py)."""
+"""Typed settings handed to the request path (built from oslo.config options in options.py)."""
 
 from __future__ import annotations
 

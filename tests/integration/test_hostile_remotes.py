@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from portieris_webhook.errors import RemoteError, VerificationError
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.registry import auth as auth_module

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
 

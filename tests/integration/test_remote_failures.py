@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from portieris_webhook.errors import AccessRefused, RemoteError
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import RegistryClient

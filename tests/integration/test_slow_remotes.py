@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from portieris_webhook.app import enforcer_for
 from portieris_webhook.settings import Settings
+from portieris_webhook.wiring import enforcer_for
 
 from tests.builders import memory_state
 from tests.fixtures.gpg import GpgKey

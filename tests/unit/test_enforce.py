@@ -7,7 +7,7 @@ import pytest
 from portieris_webhook.admission.review import parse_review
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import VerificationError
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.state import ADDED

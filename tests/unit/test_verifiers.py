@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.policy.model import Policy, Requirement, SimplePolicy, TrustPolicy
 from portieris_webhook.settings import Settings

@@ -1,1 +1,1 @@
-"""Registry access: pull-secret credentials and (later) the v2 API client."""
+"""Registry access: pull-secret credentials, token auth and the v2 manifest client."""

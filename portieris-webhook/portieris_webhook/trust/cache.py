@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
-from portieris_webhook.trust.tuf import TrustData
+from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
 
 LOG = logging.getLogger(__name__)

@@ -36,6 +36,6 @@ class RepositoryNotFound(TrustError):
 
 
 class StateMachineMisuse(RuntimeError):
-    """The trusted metadata set (tuf.py) was driven out of TUF order: a bug in its caller
+    """The trusted metadata set (trusted_set.py) was driven out of TUF order: a bug in its caller
     (updater.py), not a property of the trust data. It is no VerificationError, so nothing
     takes it for a deny reason; the enforcer still denies, as an internal error."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from portieris_webhook.trust.metadata import RELEASES, TARGETS, Delegation, FileMeta, Targets
-from portieris_webhook.trust.tuf import TrustData
+from portieris_webhook.trust.trusted_set import TrustData
 
 DOCKER_ROLES = (RELEASES, TARGETS)
 

@@ -1,7 +1,7 @@
 """Typed TUF roles as notary serves them, parsed strictly from raw bytes.
 
 Parsing checks shape only (types, required fields, key IDs); whether a
-document is trusted is decided in tuf.py.
+document is trusted is decided in trusted_set.py.
 """
 
 from __future__ import annotations

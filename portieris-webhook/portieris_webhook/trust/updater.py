@@ -38,7 +38,7 @@ from portieris_webhook.trust.metadata import (
     Snapshot,
     Timestamp,
 )
-from portieris_webhook.trust.tuf import RootPin, TrustData, TrustedMetadataSet
+from portieris_webhook.trust.trusted_set import RootPin, TrustData, TrustedMetadataSet
 
 MAX_ROOT_ROTATIONS = 64
 KiB = 1024

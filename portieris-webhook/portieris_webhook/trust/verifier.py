@@ -34,7 +34,7 @@ from portieris_webhook.trust.lookup import (
     find_tag,
     outside_paths,
 )
-from portieris_webhook.trust.tuf import RootPin, TrustData
+from portieris_webhook.trust.trusted_set import RootPin, TrustData
 from portieris_webhook.trust.updater import GunState, refresh
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
 

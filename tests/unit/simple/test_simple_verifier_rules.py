@@ -10,7 +10,7 @@ import pytest
 
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import SecretError, VerificationError
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier

@@ -8,7 +8,7 @@ from collections.abc import Callable, MutableMapping
 
 import pytest
 
-from portieris_webhook.trust.tuf import RootPin, TrustData
+from portieris_webhook.trust.trusted_set import RootPin, TrustData
 from portieris_webhook.trust.updater import GunState, refresh
 
 from tests.unit.trust.simulator import GUN, NOW, RepositorySimulator

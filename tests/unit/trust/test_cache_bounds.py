@@ -18,7 +18,7 @@ import pytest
 from portieris_webhook.errors import AccessRefused, RemoteError
 from portieris_webhook.trust.cache import CacheLimits, Failure, TrustCache
 from portieris_webhook.trust.errors import TrustError
-from portieris_webhook.trust.tuf import TrustData
+from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
 
 from tests.unit.trust.conftest import load_files

@@ -19,7 +19,7 @@ from portieris_webhook.trust.errors import (
 )
 from portieris_webhook.trust.keys import key_id
 from portieris_webhook.trust.lookup import find_digest, find_tag, outside_paths
-from portieris_webhook.trust.tuf import RootPin, TrustedMetadataSet
+from portieris_webhook.trust.trusted_set import RootPin, TrustedMetadataSet
 from portieris_webhook.trust.updater import GunState, refresh
 
 from tests.unit.trust.simulator import make_key

@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from portieris_webhook.trust.errors import MetadataError, SignatureError
 from portieris_webhook.trust.keys import parse_key
 from portieris_webhook.trust.lookup import find_tag
-from portieris_webhook.trust.tuf import RootPin, TrustData
+from portieris_webhook.trust.trusted_set import RootPin, TrustData
 from portieris_webhook.trust.updater import GunState, refresh
 
 from tests.unit.trust.simulator import (

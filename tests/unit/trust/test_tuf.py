@@ -22,7 +22,7 @@ from portieris_webhook.trust.errors import (
 )
 from portieris_webhook.trust.lookup import find_tag
 from portieris_webhook.trust.metadata import RELEASES
-from portieris_webhook.trust.tuf import RootPin, TrustedMetadataSet
+from portieris_webhook.trust.trusted_set import RootPin, TrustedMetadataSet
 from portieris_webhook.trust.updater import GunState
 
 from tests.unit.trust.simulator import (

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from portieris_webhook.errors import ConfigurationError, SecretError
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.policy.model import Policy, TrustPolicy
 from portieris_webhook.settings import Settings

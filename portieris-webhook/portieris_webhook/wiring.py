@@ -1,16 +1,22 @@
-"""Wiring: from settings and a cluster state to a ready Enforcer (shared by every command)."""
+"""Process wiring shared by the commands: a ready Enforcer from settings and a cluster state,
+and waiting for the signal that stops `serve`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
 
 from portieris_webhook.enforce import Enforcer
-from portieris_webhook.http import HttpClient
+from portieris_webhook.http_client import HttpClient
 from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
 from portieris_webhook.verifiers import VerifierContext
+
+LOG = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -24,3 +30,13 @@ async def enforcer_for(state: StateView, settings: Settings) -> AsyncIterator[En
         for verifier in verifiers.values():
             await verifier.close()
         await http.close()
+
+
+async def wait_for_signal() -> None:
+    """Return once SIGTERM or SIGINT arrives."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    LOG.info("stopping: signal received")

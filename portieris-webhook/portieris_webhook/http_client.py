@@ -62,7 +62,7 @@ class HttpClient:
                 async with asyncio.timeout(timeout):
                     async with self.session.get(url, headers=headers, allow_redirects=True) as resp:
                         body = await _read_body(resp, limits, host)
-                        return Response(str(resp.url), resp.status, dict(resp.headers), body)
+                        return Response(resp.status, dict(resp.headers), body)
         except TimeoutError as exc:
             raise RemoteError(f"{host}: no answer within {timeout:g}s") from exc
         except aiohttp.ClientConnectorCertificateError as exc:

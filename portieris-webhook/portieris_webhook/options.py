@@ -1,5 +1,8 @@
 """Every command-line and config-file option, in one place (oslo.config).
 
+Defaults that the request path also uses come from the Settings and ConnectionLimits
+dataclasses, so each is written once.
+
 Each subcommand registers only the options it uses, so `--help` shows exactly those.
 Options can also come from an INI file given with --config-file ([DEFAULT] section).
 """
@@ -28,14 +31,14 @@ VERIFY_OPTS = [
     ),
     cfg.FloatOpt(
         "verify-timeout",
-        default=8.0,
+        default=Settings.verify_timeout,
         min=0.1,
         help="Seconds one admission request may spend verifying images; keep it below "
         "the webhook's timeoutSeconds.",
     ),
     cfg.FloatOpt(
         "remote-timeout",
-        default=5.0,
+        default=Settings.remote_timeout,
         min=0.1,
         help="Seconds one outbound call to a registry, notary server or store may take.",
     ),
@@ -45,7 +48,7 @@ VERIFY_OPTS = [
     ),
     cfg.FloatOpt(
         "trust-refresh-interval",
-        default=30.0,
+        default=Settings.trust_refresh_interval,
         min=0,
         help="Seconds cached notary metadata is used before the timestamp is re-checked.",
     ),
@@ -64,28 +67,28 @@ VERIFY_OPTS = [
     # --- trust cache bounds -----------------------------------------------------------
     cfg.IntOpt(
         "trust-cache-max-entries",
-        default=1000,
+        default=Settings.trust_cache_max_entries,
         min=1,
         help="Repositories whose verified notary trust data is kept in memory (least recently "
         "used forgotten first); failed lookups are kept separately, as many at most.",
     ),
     cfg.IntOpt(
         "trust-cache-max-bytes",
-        default=32 * 1024 * 1024,
+        default=Settings.trust_cache_max_bytes,
         min=1024 * 1024,
         help="Raw notary metadata bytes kept in memory over all repositories (parsed, they "
         "take about five times as much).",
     ),
     cfg.FloatOpt(
         "trust-cache-max-age",
-        default=24 * 3600.0,
+        default=Settings.trust_cache_max_age,
         min=1,
         help="Seconds a repository's trust data may go unused before it is forgotten (its "
         "first-use root and the versions seen are then learnt again, as after a restart).",
     ),
     cfg.FloatOpt(
         "trust-failure-ttl",
-        default=5.0,
+        default=Settings.trust_failure_ttl,
         min=0,
         help="Seconds a failed trust lookup is answered from memory before the notary server "
         "is asked again (0: always ask again).",
