@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from oslo_config import cfg
 
-from portieris_webhook import config
+from portieris_webhook import options
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.model import parse_policy_object
 
@@ -468,7 +468,7 @@ def test_rendered_arguments_are_options_the_webhook_accepts() -> None:
         }
     )
     conf = cfg.ConfigOpts()
-    for opts in (config.MANIFEST_OPTS, config.VERIFY_OPTS, config.SERVE_OPTS):
+    for opts in (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.SERVE_OPTS):
         conf.register_cli_opts(opts)
     conf(list(container(docs)["args"]), project="portieris-webhook", default_config_files=[])
     assert conf.port == 8000 and conf.metrics_port == 8080
