@@ -14,14 +14,7 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.fixtures.registry import (
-    CONFIG_V1,
-    DIR_VERSION,
-    LAYER_TGZ,
-    MANIFEST_V2,
-    ImageDir,
-    sha256_hex,
-)
+from tests.fixtures.registry import ImageDir, sha256_hex, write_image_dir
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "sleep", "cat", "echo", "ls", "true")
@@ -92,24 +85,4 @@ def busybox_image_dir(
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_V2,
-            "config": {
-                "mediaType": CONFIG_V1,
-                "size": len(config),
-                "digest": "sha256:" + sha256_hex(config),
-            },
-            "layers": [
-                {"mediaType": LAYER_TGZ, "size": len(b), "digest": "sha256:" + sha256_hex(b)}
-                for b in layers
-            ],
-        },
-        indent=3,
-    ).encode()
-    for blob in (config, *layers):
-        (d / sha256_hex(blob)).write_bytes(blob)
-    (d / "manifest.json").write_bytes(manifest)
-    (d / "version").write_text(DIR_VERSION)
-    return ImageDir(path=d, manifest=manifest)
+    return write_image_dir(d, config, layers)
