@@ -313,9 +313,12 @@ class Enforcer:
         """The decision cache key of `check`, or None if it is off or a verifier is opaque."""
         if not self.decisions.enabled:
             return None
-        return decision_key(
-            check.image.raw, check.policy, ((v.name, v.inputs(check)) for v in active)
-        )
+        try:
+            read = [(v.name, v.inputs(check)) for v in active]
+        except Exception:  # a plugin's bug must not turn into a deny: verify without the cache
+            LOG.exception("cannot tell what %s reads: not cached", check.image.raw)
+            return None
+        return decision_key(check.image.raw, check.policy, read)
 
     def _remember(
         self,

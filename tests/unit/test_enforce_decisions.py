@@ -249,3 +249,16 @@ async def test_the_cache_can_be_turned_off(settings):
     await decide(enforcer)
     assert verifier.checks == 2
     assert enforcer.decisions.stats().hits == 0
+
+
+async def test_a_verifier_failing_to_say_what_it_reads_is_run_and_not_cached():
+    enforcer, verifier, _ = make(state_with())
+
+    def broken(check: ImageCheck) -> tuple[StateInput, ...]:
+        raise RuntimeError("plugin bug")
+
+    verifier.inputs = broken  # type: ignore[method-assign]
+    first = await decide(enforcer)
+    second = await decide(enforcer)
+    assert first.allowed and second.allowed
+    assert verifier.checks == 2
