@@ -39,5 +39,9 @@ class BoundedDict(Generic[K, V]):
             dropped.append(self._data.popitem(last=False)[1])
         return dropped
 
+    def pop(self, key: K) -> V | None:
+        """Forget `key`; its value, or None."""
+        return self._data.pop(key, None)
+
     def clear(self) -> None:
         self._data.clear()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from portieris_webhook import outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
+from portieris_webhook.decisions import CachedAllow, DecisionCache, DecisionKey, decision_key
 from portieris_webhook.errors import (
     DenyKind,
     PortierisError,
@@ -54,14 +55,23 @@ class Decision:
 
 
 class Enforcer:
-    """Decides AdmissionRequests. Holds no per-request state."""
+    """Decides AdmissionRequests. Holds no per-request state.
+
+    Passed verifications are reused from `decisions` while nothing they depended on
+    changed (see decisions.py).
+    """
 
     def __init__(
-        self, state: StateView, verifiers: Mapping[str, Verifier], settings: Settings
+        self,
+        state: StateView,
+        verifiers: Mapping[str, Verifier],
+        settings: Settings,
+        decisions: DecisionCache | None = None,
     ) -> None:
         self.state = state
         self.verifiers = dict(verifiers)
         self.settings = settings
+        self.decisions = decisions or DecisionCache(settings.decision_cache_max_entries)
 
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
@@ -286,8 +296,49 @@ class Enforcer:
             reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
         check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline, reads)
         active = [self.verifiers[name] for name in sorted(required)]
+        key = self._decision_key(check, active)
+        if key is not None:
+            cached = self.decisions.get(key, self._holds)
+            if cached is not None:
+                return ImageDecision(
+                    image, True, policy_name, cached.digest, cached.patched_image, cached.reasons
+                )
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
-        return self._combine(image, reference.digest, match, active, outcomes)
+        decision = self._combine(image, reference.digest, match, active, outcomes)
+        if key is not None and decision.allowed:
+            self._remember(key, decision, check, active, outcomes)
+        return decision
+
+    def _decision_key(self, check: ImageCheck, active: list[Verifier]) -> DecisionKey | None:
+        """The decision cache key of `check`, or None if it is off or a verifier is opaque."""
+        if not self.decisions.enabled:
+            return None
+        try:
+            read = [(v.name, v.inputs(check)) for v in active]
+        except Exception:  # a plugin's bug must not turn into a deny: verify without the cache
+            LOG.exception("cannot tell what %s reads: not cached", check.image.raw)
+            return None
+        return decision_key(check.image.raw, check.policy, read)
+
+    def _remember(
+        self,
+        key: DecisionKey,
+        decision: ImageDecision,
+        check: ImageCheck,
+        active: list[Verifier],
+        outcomes: list[Verdict | BaseException],
+    ) -> None:
+        """Keep an allow for reuse, unless what it read changed while it was verified."""
+        if self._decision_key(check, active) != key:
+            return  # a secret changed mid-check: the verdict may belong to either version
+        max_age = min(v.max_age() for v in active)
+        verdicts = [o for o in outcomes if isinstance(o, Verdict)]
+        allow = CachedAllow(decision.digest, decision.patched_image, decision.reasons)
+        self.decisions.put(key, allow, max_age, verdicts)
+
+    def _holds(self, verdict: Verdict) -> bool:
+        verifier = self.verifiers.get(verdict.verifier)
+        return verifier is not None and verifier.holds(verdict)
 
     def _combine(
         self,

@@ -6,12 +6,13 @@ existing dashboards and alerts keep working.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from portieris_webhook.decisions import DecisionCacheStats
 from portieris_webhook.errors import DenyKind
 
 ALLOW_COUNT = "portieris_pod_admission_decision_allow_count"
@@ -31,6 +32,30 @@ class _DecisionCounters(Collector):
             metric = Metric(name, text, "counter")
             metric.add_sample(name, {}, float(value))
             yield metric
+
+
+class DecisionCacheMetrics(Collector):
+    """Hits and misses of the decision cache (enforce.py), and how many entries it holds."""
+
+    def __init__(self, stats: Callable[[], DecisionCacheStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats()
+        for name, value, text in (
+            ("portieris_decision_cache_hits", stats.hits, "Image checks answered from cache"),
+            (
+                "portieris_decision_cache_misses",
+                stats.misses,
+                "Image checks the decision cache could not answer (verified again)",
+            ),
+        ):
+            metric = Metric(name, text, "counter")
+            metric.add_sample(f"{name}_total", {}, float(value))
+            yield metric
+        entries = Metric("portieris_decision_cache_entries", "Decisions cached", "gauge")
+        entries.add_sample("portieris_decision_cache_entries", {}, float(stats.entries))
+        yield entries
 
 
 class Metrics:

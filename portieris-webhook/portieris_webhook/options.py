@@ -93,6 +93,14 @@ VERIFY_OPTS = [
         help="Seconds a failed trust lookup is answered from memory before the notary server "
         "is asked again (0: always ask again).",
     ),
+    cfg.IntOpt(
+        "decision-cache-max-entries",
+        default=Settings.decision_cache_max_entries,
+        min=0,
+        help="Passed image verifications reused without running the verifiers again, while "
+        "the image, its policy and every secret they read are unchanged and for at most the "
+        "verifiers' refresh interval (least recently used forgotten first; 0: off).",
+    ),
 ]
 
 SERVE_OPTS = [
@@ -182,6 +190,7 @@ def settings_from(conf: cfg.ConfigOpts) -> Settings:
         trust_cache_max_bytes=conf.trust_cache_max_bytes,
         trust_cache_max_age=conf.trust_cache_max_age,
         trust_failure_ttl=conf.trust_failure_ttl,
+        decision_cache_max_entries=conf.decision_cache_max_entries,
     )
 
 

@@ -19,7 +19,7 @@ from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
 from portieris_webhook.listener import ConnectionLimits, ConnectionMetrics, Connections
 from portieris_webhook.logs import EventSummary
-from portieris_webhook.metrics import Metrics
+from portieris_webhook.metrics import DecisionCacheMetrics, Metrics
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
 
@@ -139,14 +139,18 @@ async def running(
     throttle = _Throttle(http_errors)
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
-    collector = ConnectionMetrics(connections)
+    collectors = (
+        ConnectionMetrics(connections),
+        DecisionCacheMetrics(webhook.enforcer.decisions.stats),
+    )
     async with contextlib.AsyncExitStack() as stack:
         HTTP_LOG.addFilter(throttle)
         stack.callback(HTTP_LOG.removeFilter, throttle)
         loop.set_exception_handler(connections.exception_handler(previous_handler))
         stack.callback(loop.set_exception_handler, previous_handler)
-        webhook.metrics.registry.register(collector)
-        stack.callback(webhook.metrics.registry.unregister, collector)
+        for collector in collectors:
+            webhook.metrics.registry.register(collector)
+            stack.callback(webhook.metrics.registry.unregister, collector)
         for report in (http_errors.flush, webhook.rejected.flush, connections.report):
             stack.callback(report)  # what is left to say when stopping
         stack.callback(connections.close_all)

@@ -24,3 +24,6 @@ class Settings:
     """Seconds a repository's trust data may go unused before it is forgotten."""
     trust_failure_ttl: float = 5.0
     """Seconds a failed trust lookup is answered from memory (0: never)."""
+    decision_cache_max_entries: int = 4096
+    """Passed verifications (image, policy, what the verifiers read) reused while fresh
+    (0: none)."""

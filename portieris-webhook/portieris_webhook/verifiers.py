@@ -4,21 +4,29 @@
 exactly those, denies when one of them is not installed, and admits with no checks an
 image whose policy needs none (an empty policy). How plugins are found is plugins.py;
 this module imports no HTTP library and no plugin machinery.
+
+A verifier also says what its verdicts depend on, so the enforcer can answer a repeated
+check from its decision cache (decisions.py) without running it: `inputs` names every
+piece of cluster state a check reads, by content, and `max_age` how long a passed check
+stays true. The defaults make a verifier's verdicts uncacheable.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Mapping
+import datetime
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from portieris_webhook.images import ImageReference
 from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget, Transport
 from portieris_webhook.policy.model import Policy
+from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
 from portieris_webhook.settings import Settings
-from portieris_webhook.state import StateView
+from portieris_webhook.state import Secret, StateView
 
 
 def _trust_enabled(policy: Policy) -> bool:
@@ -67,6 +75,68 @@ class Verdict:
     verifier: str
     digest: str | None
     detail: str = ""
+    valid_until: datetime.datetime | None = None
+    """When what the check relied on expires (UTC), if it does: a cached verdict is never
+    used past it (by the verifier's clock, see Verifier.holds), however young."""
+
+
+SECRET = "Secret"
+REGISTRY_CREDENTIALS = "RegistryCredentials"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True, order=True)
+class StateInput:
+    """One piece of cluster state a check reads, named and fingerprinted by its content.
+
+    Two checks of the same image under the same policy whose inputs are equal get the
+    same verdict; a secret rotated, created or deleted changes its fingerprint.
+    """
+
+    kind: str
+    """SECRET, or REGISTRY_CREDENTIALS (the pull credentials for one registry host)."""
+    namespace: str
+    name: str
+    """The secret's name, or the registry host."""
+    fingerprint: str
+    """sha256 (hex) of the content, or ABSENT."""
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    """sha256 over length-prefixed parts, so no two different sequences collide."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(len(part).to_bytes(8, "big"))
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def _secret_parts(secret: Secret) -> Iterable[bytes]:
+    yield secret.type.encode()
+    for key in sorted(secret.data):
+        yield key.encode()
+        yield secret.data[key]
+
+
+def secret_input(state: StateView, namespace: str, name: str) -> StateInput:
+    """The secret `namespace/name` as a check reads it (ABSENT if there is none)."""
+    secret = state.secret(namespace, name)
+    fingerprint = ABSENT if secret is None else _digest(_secret_parts(secret))
+    return StateInput(SECRET, namespace, name, fingerprint)
+
+
+def credentials_input(credentials: Iterable[RegistryCredential], host: str) -> StateInput:
+    """The pull credentials a check uses for `host`, in the order they are tried.
+
+    Only the credentials for that host count: rotating a pull secret's entry for another
+    registry changes nothing here. Equal credentials in two namespaces are one input.
+    """
+    parts = (
+        value.encode()
+        for credential in credentials
+        for value in (credential.registry, credential.username, credential.password)
+    )
+    return StateInput(REGISTRY_CREDENTIALS, "", host, _digest(parts))
 
 
 @dataclass
@@ -91,5 +161,32 @@ class Verifier(abc.ABC):
     async def verify(self, check: ImageCheck) -> Verdict:
         """Check the image; return a Verdict or raise VerificationError with the deny reason."""
 
+    def inputs(self, check: ImageCheck) -> tuple[StateInput, ...] | None:
+        """Every piece of cluster state `verify(check)` reads, or None if unknown.
+
+        Besides the image as written, the policy and the settings, a verdict may depend
+        only on what this names (a namespace matters only through the inputs named in it).
+        None, the default, makes this verifier's verdicts uncacheable.
+        """
+        return None
+
+    def max_age(self) -> float:
+        """Seconds a passed check may be reused before it must run again (0, the default:
+        never)."""
+        return 0.0
+
+    def holds(self, verdict: Verdict) -> bool:
+        """Whether `verdict`, given by this verifier, still holds by this verifier's clock:
+        not past its `valid_until`."""
+        until = verdict.valid_until
+        return until is None or datetime.datetime.now(datetime.UTC) < until
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources at shutdown."""
+
+
+def pull_credentials_input(state: StateView, check: ImageCheck) -> StateInput:
+    """The pull credentials `check` uses for its image's registry, as an input."""
+    host = check.image.domain
+    found = credentials_for_host(state, check.namespace, check.pull_secrets, host)
+    return credentials_input(found, host)

@@ -27,3 +27,11 @@ def test_a_read_makes_an_entry_the_most_recently_used() -> None:
 def test_a_bound_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BoundedDict(0)
+
+
+def test_pop_forgets_a_key_and_returns_its_value() -> None:
+    cache: BoundedDict[str, int] = BoundedDict(2)
+    cache.put("a", 1)
+    assert cache.pop("a") == 1
+    assert cache.pop("a") is None
+    assert len(cache) == 0 and cache.get("a") is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from portieris_webhook import cli
+from portieris_webhook import cli, options
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import InvalidAdmissionReview
 
@@ -306,3 +306,17 @@ def test_serve_with_unloadable_certificate_fails_clearly(tmp_path):
         str(tmp_path / "c.pem"),
     )
     assert result.returncode == 2 and "cannot load TLS certificate" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "entries"), [((), 4096), (("--decision-cache-max-entries", "0"), 0)]
+)
+def test_the_decision_cache_size_is_an_option(args, entries):
+    conf = cli._parse("verify", ["reg.io/app:1", *args], options.VERIFY_OPTS, options.IMAGE_OPTS)
+    assert options.settings_from(conf).decision_cache_max_entries == entries
+
+
+def test_a_negative_decision_cache_size_is_refused():
+    result = run("verify", "reg.io/app:1", "--decision-cache-max-entries", "-1")
+    assert result.returncode != 0
+    assert "decision_cache_max_entries: Invalid Integer(min=0) value: -1" in result.stderr

@@ -13,8 +13,9 @@ import pytest
 from cryptography import x509
 
 from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.state import ADDED
 
-from tests.builders import pod_spec, review, workload
+from tests.builders import ACCEPT, cluster_policy, pod_spec, review, workload
 from tests.fixtures.pki import TestCA
 from tests.fixtures.webhook import MAX_BODY, get, post, serving
 
@@ -186,6 +187,18 @@ async def test_metrics_count_decisions_with_portieris_names(served):
     assert 'portieris_admission_deny_reasons_total{reason="verification"} 2.0' in lines
     assert 'portieris_admission_duration_seconds_count{result="deny"} 2.0' in lines
     assert "portieris_admission_bad_requests_total 1.0" in lines
+
+
+async def test_metrics_count_decision_cache_hits_and_misses(served):
+    served.state.apply(ADDED, cluster_policy("accept", ("accepted/*", ACCEPT)))
+    for _ in range(3):
+        await post(served, json.dumps(review(workload("Pod", pod_spec("accepted/a")))))
+    await post(served, json.dumps(review(workload("Pod", pod_spec("bad/a")))))
+    _status, text = await get(served, f"{served.metrics_url}/metrics")
+    lines = text.splitlines()
+    assert "portieris_decision_cache_hits_total 2.0" in lines
+    assert "portieris_decision_cache_misses_total 2.0" in lines  # the first accept, the deny
+    assert "portieris_decision_cache_entries 1.0" in lines
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
 import pytest
 
 from portieris_webhook.http_client import HttpClient
+from portieris_webhook.images import parse_image
 from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.policy.model import Policy, Requirement, SimplePolicy, TrustPolicy
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.state import MemoryState
 from portieris_webhook.trust.verifier import TrustVerifier
-from portieris_webhook.verifiers import CONTRACT, VerifierContext, required_verifiers
+from portieris_webhook.verifiers import (
+    ABSENT,
+    CONTRACT,
+    ImageCheck,
+    Verdict,
+    Verifier,
+    VerifierContext,
+    pull_credentials_input,
+    required_verifiers,
+    secret_input,
+)
+
+from tests.builders import memory_state
+from tests.fixtures.simple_helpers import pull_secret, secret
 
 SIGNED = SimplePolicy((Requirement("signedBy", "keys"),))
 
@@ -59,3 +74,87 @@ def test_deciding_imports_no_http_library_and_no_plugin_machinery(module):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert found.strip() == ""
+
+
+# --- what each verifier reads (the decision cache's keys) ------------------------------
+
+
+def _check(policy: Policy, pull_secrets: tuple[str, ...] = ("regcred",)) -> ImageCheck:
+    return ImageCheck(parse_image("reg.io/team/app:1"), policy, "apps", pull_secrets, 0.0)
+
+
+def _verifiers(state: MemoryState) -> tuple[TrustVerifier, SimpleVerifier]:
+    context = VerifierContext(Settings(trust_refresh_interval=42.0), state, HttpClient(None))
+    return TrustVerifier(context), SimpleVerifier(context)
+
+
+def test_a_verifier_that_says_nothing_of_what_it_reads_is_never_reused():
+    class Opaque(Verifier):
+        name = "opaque"
+
+        async def verify(self, check: ImageCheck) -> Verdict:
+            return Verdict(self.name, None)
+
+    verifier = Opaque(VerifierContext(Settings(), MemoryState(), HttpClient(None)))
+    assert verifier.inputs(_check(Policy())) is None
+    assert verifier.max_age() == 0.0
+
+
+async def test_trust_reads_its_signer_secrets_and_the_registry_pull_credentials():
+    state = memory_state(
+        secret("alice", {"name": "alice"}), pull_secret("regcred", "reg.io", "u", "p")
+    )
+    trust, _ = _verifiers(state)
+    check = _check(Policy(TrustPolicy(enabled=True, signer_secrets=("alice", "bob"))))
+
+    inputs = trust.inputs(check)
+
+    assert inputs == (
+        secret_input(state, "apps", "alice"),
+        secret_input(state, "apps", "bob"),
+        pull_credentials_input(state, check),
+    )
+    assert inputs[1].fingerprint == ABSENT
+    assert trust.max_age() == 42.0
+
+
+async def test_simple_reads_key_secrets_in_their_namespaces_the_store_secret_and_credentials():
+    state = memory_state(secret("keys", {"key": "k"}, namespace="signing"))
+    _, simple = _verifiers(state)
+    policy = Policy(
+        simple=SimplePolicy(
+            (
+                Requirement("insecureAcceptAnything"),
+                Requirement("signedBy", "keys", "signing"),
+                Requirement("signedBy", "team-keys"),
+            ),
+            store_url="https://store.example",
+            store_secret="store",
+        )
+    )
+    check = _check(policy)
+
+    assert simple.inputs(check) == (
+        secret_input(state, "signing", "keys"),
+        secret_input(state, "apps", "team-keys"),
+        secret_input(state, "apps", "store"),
+        pull_credentials_input(state, check),
+    )
+    assert simple.max_age() == 42.0
+    await simple.close()
+
+
+def test_simple_without_signed_by_reads_nothing():
+    _, simple = _verifiers(MemoryState())
+    accept = Policy(simple=SimplePolicy((Requirement("insecureAcceptAnything"),)))
+    assert simple.inputs(_check(accept)) == ()
+
+
+def test_a_trust_verdict_holds_until_its_data_expires_by_the_trust_clock():
+    trust, _ = _verifiers(MemoryState())
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    trust.clock = lambda: now
+    verdict = Verdict("trust", None, valid_until=now + datetime.timedelta(seconds=1))
+    assert trust.holds(verdict) and trust.holds(Verdict("trust", None))
+    now += datetime.timedelta(seconds=1)
+    assert not trust.holds(verdict)

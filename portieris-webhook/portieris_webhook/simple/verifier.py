@@ -39,7 +39,15 @@ from portieris_webhook.simple.stores import (
     SignatureStore,
     StoreCredentials,
 )
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+from portieris_webhook.verifiers import (
+    ImageCheck,
+    StateInput,
+    Verdict,
+    Verifier,
+    VerifierContext,
+    pull_credentials_input,
+    secret_input,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,26 @@ class SimpleVerifier(Verifier):
 
     async def close(self) -> None:
         await self.keyrings.close()
+
+    def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
+        """The key secrets of signedBy requirements (each in its namespace), the store secret
+        and the pull credentials for the registry host; nothing without a signedBy."""
+        simple, state = check.policy.simple, self.context.state
+        keys = [
+            secret_input(state, r.key_secret_namespace or check.namespace, r.key_secret or "")
+            for r in simple.requirements
+            if r.type == SIGNED_BY
+        ]
+        if not keys:
+            return ()
+        if simple.store_url and simple.store_secret:
+            keys.append(secret_input(state, check.namespace, simple.store_secret))
+        return (*keys, pull_credentials_input(state, check))
+
+    def max_age(self) -> float:
+        """How long a verified signature is trusted to still be in its store: the one place to
+        change when simple signing gets a refresh interval of its own."""
+        return self.context.settings.trust_refresh_interval
 
     def _timeout(self, check: ImageCheck) -> float:
         return max(0.001, min(self.context.settings.remote_timeout, check.remaining()))

@@ -36,7 +36,15 @@ from portieris_webhook.trust.lookup import (
 )
 from portieris_webhook.trust.trusted_set import RootPin, TrustData
 from portieris_webhook.trust.updater import GunState, refresh
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+from portieris_webhook.verifiers import (
+    ImageCheck,
+    StateInput,
+    Verdict,
+    Verifier,
+    VerifierContext,
+    pull_credentials_input,
+    secret_input,
+)
 
 _KEY_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -125,7 +133,25 @@ class TrustVerifier(Verifier):
         digest = target.digest
         assert digest is not None
         by = f" and {', '.join(s.name for s in signers)}" if signers else ""
-        return Verdict(self.name, digest, f"signed in {target.role}{by} ({server})")
+        detail = f"signed in {target.role}{by} ({server})"
+        return Verdict(self.name, digest, detail, valid_until=data.expires)
+
+    def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
+        """The signer secrets (in the image's namespace) and the pull credentials for the
+        registry host, which the notary server's token service may ask for."""
+        state = self.context.state
+        signers = (
+            secret_input(state, check.namespace, s) for s in check.policy.trust.signer_secrets
+        )
+        return (*signers, pull_credentials_input(state, check))
+
+    def max_age(self) -> float:
+        """A verdict is as fresh as the trust data it used: one refresh interval."""
+        return self.context.settings.trust_refresh_interval
+
+    def holds(self, verdict: Verdict) -> bool:
+        """Until the trust data it used expires, by the clock that checks the data."""
+        return verdict.valid_until is None or self._now() < verdict.valid_until
 
     # --- inputs --------------------------------------------------------------
     def trust_server(self, check: ImageCheck) -> str:

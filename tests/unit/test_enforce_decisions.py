@@ -1,0 +1,264 @@
+"""The enforcer reuses a passed check while nothing it read changed, and only then."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from portieris_webhook.decisions import DecisionCache
+from portieris_webhook.enforce import Enforcer
+from portieris_webhook.errors import VerificationError
+from portieris_webhook.http_client import HttpClient
+from portieris_webhook.settings import Settings
+from portieris_webhook.state import DELETED, MODIFIED, MemoryState
+from portieris_webhook.verifiers import (
+    ImageCheck,
+    StateInput,
+    Verdict,
+    Verifier,
+    VerifierContext,
+    secret_input,
+)
+
+from tests.builders import (
+    cluster_policy,
+    image_policy,
+    memory_state,
+    pod_spec,
+    request_for,
+    workload,
+)
+from tests.fixtures.simple_helpers import secret
+
+DIGEST = "sha256:" + "a" * 64
+TRUST = {"trust": {"enabled": True, "signerSecrets": [{"name": "alice"}]}}
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+class ReadingVerifier(Verifier):
+    """Stands in for the trust plugin: reads its signer secrets, says so, counts its checks."""
+
+    name = "trust"
+
+    def __init__(self, context: VerifierContext, *, error: Exception | None = None) -> None:
+        super().__init__(context)
+        self.error = error
+        self.checks = 0
+        self.now = T0
+        self.valid_until: datetime.datetime | None = None
+        self.during: list[tuple[str, dict[str, Any]]] = []
+        """State changes made while a check runs (event, object)."""
+
+    async def verify(self, check: ImageCheck) -> Verdict:
+        self.checks += 1
+        for event, obj in self.during:
+            self.context.state.apply(event, obj)  # type: ignore[attr-defined]
+        if self.error:
+            raise self.error
+        return Verdict(self.name, DIGEST, "signed", valid_until=self.valid_until)
+
+    def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
+        state = self.context.state
+        return tuple(
+            secret_input(state, check.namespace, s) for s in check.policy.trust.signer_secrets
+        )
+
+    def max_age(self) -> float:
+        return 30.0
+
+    def holds(self, verdict: Verdict) -> bool:
+        return verdict.valid_until is None or self.now < verdict.valid_until
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.seconds = 100.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def make(
+    state: MemoryState, settings: Settings | None = None, **kwargs: Any
+) -> tuple[Enforcer, ReadingVerifier, Monotonic]:
+    settings = settings or Settings()
+    verifier = ReadingVerifier(VerifierContext(settings, state, HttpClient(None)), **kwargs)
+    clock = Monotonic()
+    decisions = DecisionCache(settings.decision_cache_max_entries, monotonic=clock)
+    return Enforcer(state, {"trust": verifier}, settings, decisions), verifier, clock
+
+
+async def decide(enforcer: Enforcer, image: str = "reg.io/app:1", namespace: str = "default"):
+    obj = workload("Pod", pod_spec(image), namespace=namespace)
+    return (await enforcer.decide(request_for(obj))).images[0]
+
+
+def alice(key: str = "one", namespace: str = "default") -> dict[str, Any]:
+    return secret("alice", {"publicKey": key}, namespace=namespace)
+
+
+def state_with(*objects: dict[str, Any]) -> MemoryState:
+    return memory_state(cluster_policy("c", ("reg.io/*", TRUST)), alice(), *objects)
+
+
+async def test_a_passed_check_is_reused_without_running_the_verifier_again():
+    enforcer, verifier, _ = make(state_with())
+    first = await decide(enforcer)
+    second = await decide(enforcer)
+
+    assert verifier.checks == 1
+    assert second == first
+    assert second.allowed and second.patched_image == f"reg.io/app@{DIGEST}"
+    assert enforcer.decisions.stats().hits == 1
+
+
+async def test_a_denied_check_is_run_again():
+    enforcer, verifier, _ = make(state_with(), error=VerificationError("not signed"))
+    assert not (await decide(enforcer)).allowed
+    assert not (await decide(enforcer)).allowed
+    assert verifier.checks == 2
+
+
+async def test_a_verifier_that_does_not_say_what_it_reads_is_run_every_time():
+    state = state_with()
+    enforcer, verifier, _ = make(state)
+    verifier.inputs = Verifier.inputs.__get__(verifier)  # type: ignore[method-assign]
+    await decide(enforcer)
+    await decide(enforcer)
+    assert verifier.checks == 2 and enforcer.decisions.stats().entries == 0
+
+
+async def test_each_image_as_written_is_its_own_decision():
+    enforcer, verifier, _ = make(state_with())
+    await decide(enforcer, "reg.io/app:1")
+    await decide(enforcer, "reg.io/app:2")
+    await decide(enforcer, f"reg.io/app@{DIGEST}")
+    assert verifier.checks == 3
+
+
+async def test_rotating_a_secret_the_check_read_runs_it_again_and_another_secret_does_not():
+    state = state_with(secret("unrelated", {"x": "1"}))
+    enforcer, verifier, _ = make(state)
+    await decide(enforcer)
+    state.apply(MODIFIED, secret("unrelated", {"x": "2"}))
+    await decide(enforcer)
+    assert verifier.checks == 1
+    state.apply(MODIFIED, alice("two"))
+    await decide(enforcer)
+    assert verifier.checks == 2
+    state.apply(DELETED, alice("two"))
+    await decide(enforcer)
+    assert verifier.checks == 3
+
+
+async def test_editing_the_policy_runs_the_check_again():
+    state = state_with(secret("bob", {"publicKey": "b"}))
+    enforcer, verifier, _ = make(state)
+    await decide(enforcer)
+    edited = {"trust": {"enabled": True, "signerSecrets": [{"name": "alice"}, {"name": "bob"}]}}
+    state.apply(MODIFIED, cluster_policy("c", ("reg.io/*", edited)))
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+async def test_the_same_policy_under_another_name_reuses_the_check_and_names_the_new_one():
+    state = state_with()
+    enforcer, verifier, _ = make(state)
+    await decide(enforcer)
+    state.apply(DELETED, cluster_policy("c", ("reg.io/*", TRUST)))
+    state.apply(MODIFIED, cluster_policy("renamed", ("reg.io/*", TRUST)))
+    decision = await decide(enforcer)
+    assert verifier.checks == 1
+    assert decision.allowed and "renamed" in decision.policy
+
+
+async def test_deleting_the_policy_denies_at_once():
+    state = state_with()
+    enforcer, _, _ = make(state)
+    await decide(enforcer)
+    state.apply(DELETED, cluster_policy("c", ("reg.io/*", TRUST)))
+    decision = await decide(enforcer)
+    assert not decision.allowed and "no ClusterImagePolicy" in decision.reasons[0]
+
+
+async def test_a_namespace_matters_through_the_secrets_read_in_it():
+    rule = ("reg.io/*", TRUST)
+    no_signers = ("reg.io/*", {"trust": {"enabled": True}})
+    state = memory_state(
+        image_policy("p", "team-a", rule),
+        image_policy("p", "team-b", rule),
+        image_policy("p", "team-c", no_signers),
+        image_policy("p", "team-d", no_signers),
+        alice(namespace="team-a"),
+        alice(namespace="team-b"),
+    )
+    enforcer, verifier, _ = make(state)
+    await decide(enforcer, namespace="team-a")
+    await decide(enforcer, namespace="team-b")  # the same key, but a secret of its own
+    assert verifier.checks == 2
+    await decide(enforcer, namespace="team-c")
+    await decide(enforcer, namespace="team-d")  # reads nothing of its namespace
+    assert verifier.checks == 3
+
+
+async def test_a_check_whose_secret_changed_while_it_ran_is_not_kept():
+    state = state_with()
+    enforcer, verifier, _ = make(state)
+    verifier.during = [(MODIFIED, alice("two"))]
+    await decide(enforcer)
+    verifier.during = []
+    await decide(enforcer)
+    assert verifier.checks == 2
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+async def test_a_check_is_reused_for_at_most_the_verifier_max_age():
+    enforcer, verifier, clock = make(state_with())
+    await decide(enforcer)
+    clock.seconds += 29.9
+    await decide(enforcer)
+    assert verifier.checks == 1
+    clock.seconds += 0.1
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+async def test_a_check_is_not_reused_once_its_verdict_no_longer_holds():
+    enforcer, verifier, _ = make(state_with())
+    verifier.valid_until = T0 + datetime.timedelta(days=1)
+    await decide(enforcer)
+    verifier.now += datetime.timedelta(days=1)
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(decision_cache_max_entries=0), Settings(trust_refresh_interval=0.0)],
+    ids=["no-entries", "no-age"],
+)
+async def test_the_cache_can_be_turned_off(settings):
+    state = state_with()
+    verifier = ReadingVerifier(VerifierContext(settings, state, HttpClient(None)))
+    verifier.max_age = lambda: settings.trust_refresh_interval  # type: ignore[method-assign]
+    enforcer = Enforcer(state, {"trust": verifier}, settings)
+    await decide(enforcer)
+    await decide(enforcer)
+    assert verifier.checks == 2
+    assert enforcer.decisions.stats().hits == 0
+
+
+async def test_a_verifier_failing_to_say_what_it_reads_is_run_and_not_cached():
+    enforcer, verifier, _ = make(state_with())
+
+    def broken(check: ImageCheck) -> tuple[StateInput, ...]:
+        raise RuntimeError("plugin bug")
+
+    verifier.inputs = broken  # type: ignore[method-assign]
+    first = await decide(enforcer)
+    second = await decide(enforcer)
+    assert first.allowed and second.allowed
+    assert verifier.checks == 2
