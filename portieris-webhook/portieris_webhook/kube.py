@@ -221,7 +221,8 @@ class ConfigMapBackend:
                 "kept in this process only until it does"
             )
         body = dict(self._object)
-        body["metadata"] = {**self._object.get("metadata", {}), "resourceVersion": version}
+        metadata = {k: v for k, v in self._object.get("metadata", {}).items() if k != "managedFields"}
+        body["metadata"] = {**metadata, "resourceVersion": version}
         body["data"] = {**(self._object.get("data") or {}), TRUST_STATE_KEY: text}
         status, answer = await self.api.put(self.path, body)
         if status == 409:
