@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,8 +24,12 @@ from portieris_webhook.trust.persisted import decode
 from portieris_webhook.trust.state_store import TrustStateStore
 from portieris_webhook.trust.updater import GunState, refresh
 
-from .conftest import SKIP_LABEL
+from .conftest import SKIP_LABEL, Webhook
 from .controlplane import REPO_ROOT, ControlPlane
+from .test_cluster_admission import eventually
+from tests.builders import image_policy, pod_spec, review, workload
+from tests.fixtures.notary import NotarySigner
+from tests.fixtures.pki import TestCA
 from tests.unit.trust.simulator import NOW, RepositorySimulator
 
 pytestmark = pytest.mark.e2e
@@ -227,3 +235,72 @@ def test_helm_upgrade_keeps_what_the_webhook_wrote(control_plane: ControlPlane) 
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false")
 
     assert len(before.records) == 1 and after == before
+
+
+def admit(hook: Webhook, image: str, namespace: str) -> dict[str, Any]:
+    pod = workload("Pod", pod_spec(image), namespace=namespace)
+    body = json.dumps(review(pod)).encode()
+    context = ssl.create_default_context(cafile=str(hook.workdir / "ca.crt"))
+    request = urllib.request.Request(
+        f"{hook.url}/admit", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+        return dict(json.loads(answer.read())["response"])
+
+
+def serve(plane: ControlPlane, ca: TestCA, ca_file: Path, workdir: Path, namespace: str) -> Webhook:
+    ca.write(workdir)
+    hook = Webhook(plane, ca, workdir, ca_file)
+    hook.argv += [
+        f"--trust-state-configmap={namespace}/{NAME}",
+        "--trust-state-write-delay=0.1",
+        "--trust-state-sync-interval=0.5",
+        "--trust-refresh-interval=0",
+    ]
+    return hook.start()
+
+
+def test_serve_processes_share_the_config_map_and_a_new_one_refuses_a_new_root(
+    control_plane: ControlPlane,
+    namespace: str,
+    test_ca: TestCA,
+    test_ca_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    image_factory,
+    notary_signer,
+    notary_server,
+) -> None:
+    signed = image_factory("v1")
+    notary_signer.sign(signed.name, signed.tag, signed.size, signed.hex)
+    policy = image_policy(
+        "trust",
+        namespace,
+        (f"{signed.host}/*", {"trust": {"enabled": True, "trustServer": notary_server.url}}),
+    )
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(policy), check=True)
+    first = serve(
+        control_plane, test_ca, test_ca_file, tmp_path_factory.mktemp("hook-a"), namespace
+    )
+    try:
+        assert eventually(lambda: admit(first, signed.ref, namespace)["allowed"])
+        assert eventually(
+            lambda: (notary_server.url, signed.name) in stored(control_plane, namespace).records
+        )
+    finally:
+        first.stop()
+    # The repository is created again with new keys under the same name.
+    notary_signer.delete(signed.name)
+    NotarySigner(notary_server, tmp_path_factory.mktemp("other-keys")).sign(
+        signed.name, signed.tag, signed.size, signed.hex
+    )
+
+    second = serve(
+        control_plane, test_ca, test_ca_file, tmp_path_factory.mktemp("hook-b"), namespace
+    )
+    try:
+        refused = admit(second, signed.ref, namespace)
+    finally:
+        second.stop()
+
+    assert not refused["allowed"]
+    assert "is trusted and differs from it" in refused["status"]["message"]
