@@ -221,7 +221,9 @@ class ConfigMapBackend:
                 "kept in this process only until it does"
             )
         body = dict(self._object)
-        metadata = {k: v for k, v in self._object.get("metadata", {}).items() if k != "managedFields"}
+        metadata = {
+            k: v for k, v in self._object.get("metadata", {}).items() if k != "managedFields"
+        }
         body["metadata"] = {**metadata, "resourceVersion": version}
         body["data"] = {**(self._object.get("data") or {}), TRUST_STATE_KEY: text}
         status, answer = await self.api.put(self.path, body)
