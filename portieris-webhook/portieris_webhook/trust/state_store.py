@@ -138,9 +138,15 @@ class TrustStateStore:
 
     def observe(self, server: str, gun: str, state: GunState) -> None:
         seen = observation(state, int(self.clock()))
-        if seen is not None:
-            self.pending[(server, gun)] = seen
-            self._wake.set()
+        if seen is None:
+            return
+        key = (server, gun)
+        current = self.record(key)
+        merged, refused = merge_observation(current, seen)
+        if merged == current and not refused:
+            return  # nothing new (the usual refresh): no round trip for it
+        self.pending[key] = seen
+        self._wake.set()
 
     def record(self, key: Key) -> GunRecord | None:
         """The stored record of `key` as this process knows it, its pending observation merged."""

@@ -203,3 +203,18 @@ def test_trust_state_show_and_reset_on_a_file(repo, path, capsys) -> None:
     record = decode(path.read_text()).records[(SERVER, GUN)]
     assert record.root is None and record.generation == 1
     assert cli.main(argv) == 2  # reset needs the GUN
+
+
+async def test_a_refresh_that_learns_nothing_new_queues_no_write(repo, path) -> None:
+    process = Process(path)
+    await process.store.sync()
+    server = FakeServer(repo)
+    await process.verify(server)
+    await process.store.sync()
+
+    await process.verify(server)  # refreshed again (interval 0), same root and versions
+
+    assert not process.store.pending
+    server.files = repo.publish(bump=True)
+    await process.verify(server)
+    assert process.store.pending[(SERVER, GUN)].seen["timestamp"] == 2
