@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 
 import pytest
 
@@ -34,6 +36,7 @@ KEY = (SERVER, GUN)
 ROOT_A = b'{"signed":{"version":1}, "root":"A"}'
 ROOT_B = b'{"signed":{"version":1}, "root":"B"}'
 ROOT_A2 = b'{"signed":{"version":2}, "root":"A2"}'
+BOMB = base64.b64encode(zlib.compress(b" " * (600 * 1024))).decode()
 
 
 def seen_with(
@@ -75,7 +78,9 @@ def test_an_empty_or_absent_document_is_an_empty_state() -> None:
         ('{"format": 2, "repositories": []}', "format 2"),
         ('{"format": 1}', "no list of repositories"),
         ('{"format":1,"repositories":[{"server":"s","gun":"g","generation":0,"used":0,'
-         '"seen":{},"root":"%%%"}]}', "root is not base64"),
+         '"seen":{},"root":"%%%"}]}', "root is not zlib-compressed base64"),
+        ('{"format":1,"repositories":[{"server":"s","gun":"g","generation":0,"used":0,'
+         '"seen":{},"root":"' + BOMB + '"}]}', "larger than"),
         ('{"format":1,"repositories":[{"server":"s","gun":"g","generation":-1,"used":0,'
          '"seen":{}}]}', "malformed"),
         ('{"format":1,"repositories":[{"server":"s","gun":"g","generation":0,"used":0,'
