@@ -100,7 +100,8 @@ class AsServiceAccount(KubeApi):
 
 def service_account_api(plane: ControlPlane, namespace: str) -> KubeApi:
     admin = connect(plane.kubeconfig)
-    api = AsServiceAccount(admin.server, admin.ssl_context, admin._token, None)
+    # The admin kubeconfig authenticates with its client certificate (in the TLS context).
+    api = AsServiceAccount(admin.server, admin.ssl_context, None, None)
     api.user = f"system:serviceaccount:{namespace}:{ACCOUNT}"
     return api
 
