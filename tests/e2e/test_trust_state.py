@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from portieris_webhook import cli
+from portieris_webhook.errors import TrustStateError
 from portieris_webhook.kube import TRUST_STATE_KEY, ConfigMapBackend, KubeApi, connect
 from portieris_webhook.trust.cache import CacheLimits, TrustCache
 from portieris_webhook.trust.errors import RollbackError, TrustError
@@ -305,3 +306,19 @@ def test_serve_processes_share_the_config_map_and_a_new_one_refuses_a_new_root(
 
     assert not refused["allowed"]
     assert "is trusted and differs from it" in refused["status"]["message"]
+
+
+async def test_a_missing_config_map_reads_as_empty_and_writes_wait_for_it(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    control_plane.kubectl("delete", "configmap", NAME, "-n", namespace, check=True)
+    replica = Replica(control_plane, namespace)
+    gun = "registry.example.com/team/app"
+
+    await replica.store.sync()
+    assert replica.store.is_loaded()
+    await replica.verify(simulated(gun).publish(), gun)
+    with pytest.raises(TrustStateError, match="does not exist"):
+        await replica.store.sync()
+    assert (SERVER, gun) in replica.store.pending  # kept for when the chart creates it again
+    await replica.api.close()
