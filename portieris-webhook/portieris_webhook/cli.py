@@ -1,4 +1,4 @@
-"""portieris-webhook serve | admit | verify."""
+"""portieris-webhook serve | admit | verify | trust-state."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from oslo_config import cfg
@@ -15,12 +16,21 @@ from portieris_webhook import __version__, logs, options
 from portieris_webhook.admission.review import load_json, parse_review
 from portieris_webhook.admission.workloads import PodImage, PodSpec
 from portieris_webhook.errors import PortierisError
-from portieris_webhook.kube import cluster_state
-from portieris_webhook.manifests import load_manifests
+from portieris_webhook.kube import (
+    ClusterState,
+    ConfigMapBackend,
+    cluster_state,
+    connect,
+    parse_object_name,
+)
+from portieris_webhook.manifests import FileBackend, load_manifests
 from portieris_webhook.metrics import Metrics
 from portieris_webhook.server import WebhookApp, running
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
+from portieris_webhook.trust import persisted, state_store
+from portieris_webhook.trust.client import normalise_server
+from portieris_webhook.trust.state_store import Backend, TrustStateStore
 from portieris_webhook.wiring import enforcer_for, wait_for_signal
 
 USAGE = """usage: portieris-webhook COMMAND [options]
@@ -29,6 +39,8 @@ commands:
   serve    run the HTTPS admission webhook (cluster mode, or offline with --manifests)
   admit    decide one AdmissionReview offline and print the response
   verify   decide one image offline and explain the decision
+  trust-state show|reset
+           show the persisted trust on first use, or reset one repository's entry
 
 Run `portieris-webhook COMMAND --help` for the options of a command.
 """
@@ -69,6 +81,19 @@ def render(document: object) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
+@contextlib.asynccontextmanager
+async def _offline_trust_state(conf: cfg.ConfigOpts) -> AsyncIterator[TrustStateStore | None]:
+    """The --trust-state-file store, read before deciding and written after (else None)."""
+    if not conf.trust_state_file:
+        yield None
+        return
+    store = TrustStateStore(FileBackend(conf.trust_state_file), options.store_settings_from(conf))
+    await store.sync()
+    yield store
+    if store.pending:
+        await store.sync()
+
+
 async def _admit(conf: cfg.ConfigOpts) -> int:
     state = _offline_state(conf)
     source = conf.review
@@ -77,7 +102,11 @@ async def _admit(conf: cfg.ConfigOpts) -> int:
     except OSError as exc:
         raise PortierisError(f"cannot read {source}: {exc}") from exc
     request = parse_review(load_json(data, source))
-    async with enforcer_for(state, options.settings_from(conf)) as enforcer:
+    settings = options.settings_from(conf)
+    async with (
+        _offline_trust_state(conf) as trust_state,
+        enforcer_for(state, settings, trust_state) as enforcer,
+    ):
         decision = await enforcer.decide(request)
     print(render(decision.response.to_review()))
     return 0
@@ -90,7 +119,11 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
         tuple(conf.pull_secret),
         conf.service_account,
     )
-    async with enforcer_for(state, options.settings_from(conf)) as enforcer:
+    settings = options.settings_from(conf)
+    async with (
+        _offline_trust_state(conf) as trust_state,
+        enforcer_for(state, settings, trust_state) as enforcer,
+    ):
         results = await enforcer.evaluate_images(conf.namespace, spec)
     item = results[conf.image]
     verdict = "ALLOW" if item.allowed else "DENY"
@@ -108,12 +141,26 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
 async def _serve(conf: cfg.ConfigOpts) -> int:
     tls = ReloadingTLS(conf.tls_cert_file, conf.tls_key_file)
     async with contextlib.AsyncExitStack() as stack:
+        backend: Backend | None = None
         if conf.manifests:
             state: StateView = _offline_state(conf)
+            if conf.trust_state_file:
+                backend = FileBackend(conf.trust_state_file)
         else:
-            state = await stack.enter_async_context(cluster_state(conf.kubeconfig))
-        enforcer = await stack.enter_async_context(enforcer_for(state, options.settings_from(conf)))
-        webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes)
+            cluster = await stack.enter_async_context(cluster_state(conf.kubeconfig))
+            state = cluster
+            if conf.trust_state_configmap:
+                backend = _configmap_backend(cluster, conf.trust_state_configmap)
+        trust_state = None
+        also_ready = {}
+        if backend is not None:
+            trust_state = TrustStateStore(backend, options.store_settings_from(conf))
+            await stack.enter_async_context(state_store.running(trust_state))
+            also_ready["trust state"] = trust_state.is_loaded
+        enforcer = await stack.enter_async_context(
+            enforcer_for(state, options.settings_from(conf), trust_state)
+        )
+        webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes, also_ready)
         urls = await stack.enter_async_context(
             running(
                 webhook,
@@ -131,11 +178,70 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
     return 0
 
 
+def _configmap_backend(cluster: ClusterState, value: str) -> ConfigMapBackend:
+    namespace, name = parse_object_name(value, "--trust-state-configmap")
+    return ConfigMapBackend(cluster.api, namespace, name)
+
+
+async def _trust_state(conf: cfg.ConfigOpts) -> int:
+    if conf.trust_state_file:
+        backend: Backend = FileBackend(conf.trust_state_file)
+        api = None
+    elif conf.trust_state_configmap:
+        namespace, name = parse_object_name(conf.trust_state_configmap, "--trust-state-configmap")
+        api = connect(conf.kubeconfig)
+        backend = ConfigMapBackend(api, namespace, name)
+    else:
+        raise PortierisError("give --trust-state-file PATH or --trust-state-configmap NS/NAME")
+    try:
+        if conf.action == "show":
+            return await _show(conf, backend)
+        return await _reset(conf, backend)
+    finally:
+        if api is not None:
+            await api.close()
+
+
+async def _show(conf: cfg.ConfigOpts, backend: Backend) -> int:
+    document = persisted.decode((await backend.load()).text)
+    server = normalise_server(conf.server) if conf.server else None
+    keys = [
+        key
+        for key in sorted(document.records)
+        if server in (None, key[0]) and conf.gun in (None, key[1])
+    ]
+    print(render(persisted.describe(document, keys)))
+    return 0
+
+
+async def _reset(conf: cfg.ConfigOpts, backend: Backend) -> int:
+    if not (conf.server and conf.gun):
+        raise PortierisError("reset needs --server and --gun (see `trust-state show`)")
+    key = (normalise_server(conf.server), conf.gun)
+    before: list[persisted.GunRecord | None] = []
+    now = int(time.time())
+
+    def forget(document: persisted.Document) -> persisted.Document:
+        before.append(document.records.get(key))
+        return persisted.reset(document, key, now)
+
+    await state_store.update(backend, forget)
+    had = before[-1] is not None and before[-1].root is not None
+    what = "its trusted root and versions are forgotten" if had else "no root was stored"
+    print(
+        f"reset {key[1]} on {key[0]} in {backend.where}: {what}; the next verification "
+        "trusts the root it is served on first use"
+    )
+    return 0
+
+
 Handler = Callable[[cfg.ConfigOpts], Coroutine[Any, Any, int]]
+OFFLINE = (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.TRUST_STATE_OPTS)
 COMMANDS: dict[str, tuple[Handler, tuple[Sequence[cfg.Opt], ...]]] = {
-    "serve": (_serve, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.SERVE_OPTS)),
-    "admit": (_admit, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.ADMIT_OPTS)),
-    "verify": (_verify, (options.MANIFEST_OPTS, options.VERIFY_OPTS, options.IMAGE_OPTS)),
+    "serve": (_serve, (*OFFLINE, options.SERVE_OPTS)),
+    "admit": (_admit, (*OFFLINE, options.ADMIT_OPTS)),
+    "verify": (_verify, (*OFFLINE, options.IMAGE_OPTS)),
+    "trust-state": (_trust_state, (options.TRUST_STATE_COMMAND_OPTS, options.LOG_OPTS)),
 }
 
 

@@ -44,6 +44,15 @@ class ConfigurationError(PortierisError):
     """The webhook's own configuration (options, files) is unusable."""
 
 
+class TrustStateError(PortierisError):
+    """The persisted trust state (trust on first use shared by replicas) cannot be read or
+    written."""
+
+
+class StateConflict(TrustStateError):
+    """The persisted trust state changed since it was read: read it again and merge."""
+
+
 class InvalidImageReference(PortierisError):
     """An image reference does not follow the distribution reference grammar."""
 

@@ -13,6 +13,8 @@ from oslo_config import cfg
 
 from portieris_webhook.listener import ConnectionLimits
 from portieris_webhook.settings import Settings
+from portieris_webhook.trust.persisted import StateLimits
+from portieris_webhook.trust.state_store import StoreSettings
 
 MANIFEST_OPTS = [
     cfg.MultiStrOpt(
@@ -22,6 +24,14 @@ MANIFEST_OPTS = [
         "ServiceAccount, Namespace, workloads) that stands in for the cluster. Repeatable.",
     ),
 ]
+
+LOG_LEVEL_OPT = cfg.StrOpt(
+    "log-level",
+    default="INFO",
+    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    help="Log level.",
+)
+LOG_OPTS = [LOG_LEVEL_OPT]
 
 VERIFY_OPTS = [
     cfg.StrOpt(
@@ -58,12 +68,7 @@ VERIFY_OPTS = [
         help="SERVER=ROOT: trust only this root key ID or certificate file for the "
         "notary server SERVER instead of trusting the first root seen. Repeatable.",
     ),
-    cfg.StrOpt(
-        "log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Log level.",
-    ),
+    LOG_LEVEL_OPT,
     # --- trust cache bounds -----------------------------------------------------------
     cfg.IntOpt(
         "trust-cache-max-entries",
@@ -100,6 +105,51 @@ VERIFY_OPTS = [
         help="Passed image verifications reused without running the verifiers again, while "
         "the image, its policy and every secret they read are unchanged and for at most the "
         "verifiers' refresh interval (least recently used forgotten first; 0: off).",
+    ),
+]
+
+KUBECONFIG_OPT = cfg.StrOpt(
+    "kubeconfig",
+    help="Kubeconfig for cluster mode (default: in-cluster config). Ignored with --manifests.",
+)
+TRUST_STATE_FILE_OPT = cfg.StrOpt(
+    "trust-state-file",
+    help="File that keeps the trust on first use (first root and highest versions seen per "
+    "notary repository) across runs in offline mode, replaced atomically. Default: memory only.",
+)
+TRUST_STATE_CONFIGMAP_OPT = cfg.StrOpt(
+    "trust-state-configmap",
+    help="NAMESPACE/NAME of the ConfigMap that keeps the trust on first use shared by every "
+    "replica and across restarts in cluster mode (the chart creates it). Default: memory only.",
+)
+
+TRUST_STATE_OPTS = [
+    TRUST_STATE_FILE_OPT,
+    cfg.IntOpt(
+        "trust-state-max-entries",
+        default=StateLimits.max_entries,
+        min=1,
+        help="Repositories the trust state keeps at most (least recently used dropped first; "
+        "they are trusted on first use again).",
+    ),
+    cfg.IntOpt(
+        "trust-state-max-bytes",
+        default=StateLimits.max_bytes,
+        min=16 * 1024,
+        max=1000 * 1000,
+        help="Bytes the trust state document may have (a ConfigMap holds at most 1 MiB).",
+    ),
+    cfg.FloatOpt(
+        "trust-state-write-delay",
+        default=StoreSettings.write_delay,
+        min=0,
+        help="Seconds newly verified trust is gathered before it is written (one write for all).",
+    ),
+    cfg.FloatOpt(
+        "trust-state-sync-interval",
+        default=StoreSettings.sync_interval,
+        min=0.1,
+        help="Seconds between reads of the shared trust state (what other replicas trusted).",
     ),
 ]
 
@@ -155,10 +205,8 @@ SERVE_OPTS = [
         min=0.05,
         help="Seconds between checks of the certificate files for rotation.",
     ),
-    cfg.StrOpt(
-        "kubeconfig",
-        help="Kubeconfig for cluster mode (default: in-cluster config). Ignored with --manifests.",
-    ),
+    KUBECONFIG_OPT,
+    TRUST_STATE_CONFIGMAP_OPT,
 ]
 
 ADMIT_OPTS = [
@@ -176,6 +224,31 @@ IMAGE_OPTS = [
     cfg.StrOpt("service-account", default="default", help="Service account of the would-be pod."),
     cfg.MultiStrOpt("pull-secret", default=[], help="Image pull secret name of the would-be pod."),
 ]
+
+
+TRUST_STATE_COMMAND_OPTS = [
+    cfg.StrOpt(
+        "action",
+        positional=True,
+        required=True,
+        choices=["show", "reset"],
+        help="show: print the stored entries; reset: forget one repository's trusted root and "
+        "versions, so that it is trusted on first use again.",
+    ),
+    cfg.StrOpt("server", help="Notary server URL of the entry (required by reset)."),
+    cfg.StrOpt("gun", help="Repository (GUN) of the entry, e.g. registry.example.com/team/app."),
+    TRUST_STATE_FILE_OPT,
+    TRUST_STATE_CONFIGMAP_OPT,
+    KUBECONFIG_OPT,
+]
+
+
+def store_settings_from(conf: cfg.ConfigOpts) -> StoreSettings:
+    return StoreSettings(
+        write_delay=conf.trust_state_write_delay,
+        sync_interval=conf.trust_state_sync_interval,
+        limits=StateLimits(conf.trust_state_max_entries, conf.trust_state_max_bytes),
+    )
 
 
 def settings_from(conf: cfg.ConfigOpts) -> Settings:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
@@ -41,6 +41,8 @@ class WebhookApp:
     state: StateView
     metrics: Metrics
     max_body_bytes: int = 3 * 1024 * 1024
+    also_ready: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    """What else must be loaded before the webhook is ready, by name (e.g. the trust state)."""
     rejected: EventSummary = field(
         default_factory=lambda: EventSummary(
             LOG, "rejected admission requests not logged one by one", burst=BAD_REQUEST_BURST
@@ -111,9 +113,12 @@ class WebhookApp:
         return web.json_response({"status": "alive"})
 
     async def readiness(self, _request: web.Request) -> web.Response:
-        if self.state.is_ready():
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "policies not loaded yet"}, status=503)
+        if not self.state.is_ready():
+            return web.json_response({"status": "policies not loaded yet"}, status=503)
+        for name, ready in self.also_ready.items():
+            if not ready():
+                return web.json_response({"status": f"{name} not loaded yet"}, status=503)
+        return web.json_response({"status": "ready"})
 
     async def metrics_handler(self, _request: web.Request) -> web.Response:
         return web.Response(

@@ -14,16 +14,25 @@ from portieris_webhook.http_client import HttpClient
 from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import StateView
+from portieris_webhook.trust.state_store import TrustStateStore
+from portieris_webhook.trust.verifier import TrustVerifier
 from portieris_webhook.verifiers import VerifierContext
 
 LOG = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def enforcer_for(state: StateView, settings: Settings) -> AsyncIterator[Enforcer]:
-    """An Enforcer with every installed verifier; closes their resources on exit."""
+async def enforcer_for(
+    state: StateView, settings: Settings, trust_state: TrustStateStore | None = None
+) -> AsyncIterator[Enforcer]:
+    """An Enforcer with every installed verifier; closes their resources on exit.
+
+    With `trust_state`, the trust verifier's trust on first use starts from and goes to it."""
     http = HttpClient(settings.ca_file)
     verifiers = load_verifiers(VerifierContext(settings, state, http))
+    trust = verifiers.get("trust")
+    if trust_state is not None and isinstance(trust, TrustVerifier):
+        trust_state.attach(trust.cache)
     try:
         yield Enforcer(state, verifiers, settings)
     finally:

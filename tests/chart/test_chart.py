@@ -38,6 +38,7 @@ CONTAINERFILE = REPO_ROOT / "portieris-webhook" / "Containerfile"
 GROUP = "portieris.cloud.ibm.com"
 NS = "portieris"
 SKIP_LABEL = "securityenforcement.admission.cloud.ibm.com/namespace"
+TRUST_STATE = "portieris-trust-state"
 
 
 # --- helpers
@@ -157,6 +158,7 @@ EVERY_OPTION = {
     "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
     "affinity": {"nodeAffinity": {}},
     "podDisruptionBudget": {"enabled": True, "minAvailable": 2},
+    "trustState": {"enabled": True},
 }
 
 
@@ -172,6 +174,7 @@ def test_helm_lint_strict_passes_with_every_option_set() -> None:
         ({"webHooks": {"failurePolicy": "Never"}}, "failurePolicy"),
         ({"webHooks": {"timeoutSeconds": 31}}, "timeoutSeconds"),
         ({"replicaCount": 0}, "replicaCount"),
+        ({"trustState": {"enabled": "yes"}}, "enabled"),
         ({"certManagerIssuer": {"kind": "Vault"}}, "kind"),
         ({"NamespaceSelectorAdmissionSkip": [{"key": "k", "operator": "Maybe"}]}, "operator"),
         ({"clusterPolicy": {"allowedRepositories": ["has space"]}}, "allowedRepositories"),
@@ -196,6 +199,9 @@ def test_default_render_has_exactly_the_expected_objects(
         ("Deployment", NS, "portieris"),
         ("PodDisruptionBudget", NS, "portieris"),
         ("Secret", NS, "portieris-certs"),
+        ("ConfigMap", NS, TRUST_STATE),
+        ("Role", NS, TRUST_STATE),
+        ("RoleBinding", NS, TRUST_STATE),
         ("MutatingWebhookConfiguration", None, "image-admission-config"),
         ("ImagePolicy", NS, "portieris-self"),
         ("ImagePolicy", "kube-system", "portieris-kube-system"),
@@ -411,7 +417,7 @@ def test_tolerations_and_node_selector_pass_through(default_docs: list[dict[str,
 def test_trusted_ca_cert_is_mounted_and_passed_as_ca_file() -> None:
     pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
     docs = render({"TrustedCACert": pem})
-    config_map = one(docs, "ConfigMap")
+    config_map = one(docs, "ConfigMap", "portieris-trusted-ca")
     (key,) = config_map["data"]
     assert config_map["data"][key].strip() == pem.strip()
     volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
@@ -428,7 +434,7 @@ def test_trusted_ca_cert_is_mounted_and_passed_as_ca_file() -> None:
 
 def test_no_ca_file_without_trusted_ca_cert(default_docs: list[dict[str, Any]]) -> None:
     assert arg_values(default_docs, "ca-file") == []
-    assert not kinds(default_docs, "ConfigMap")
+    assert [c["metadata"]["name"] for c in kinds(default_docs, "ConfigMap")] == [TRUST_STATE]
 
 
 def test_default_trust_server_is_passed_when_set(default_docs: list[dict[str, Any]]) -> None:
@@ -476,6 +482,7 @@ def test_rendered_arguments_are_options_the_webhook_accepts() -> None:
     assert conf.default_trust_server == "https://notary.registry.local:4443"
     assert conf.trust_refresh_interval == 60.0 and conf.manifests == []
     assert conf.tls_cert_file.endswith("tls.crt") and conf.tls_key_file.endswith("tls.key")
+    assert conf.trust_state_configmap == f"{NS}/{TRUST_STATE}"
 
 
 # --- RBAC
@@ -505,6 +512,50 @@ def test_cluster_role_is_read_only_and_exactly_what_the_webhook_reads(
         ("batch", "jobs"): {"get"},
         ("batch", "cronjobs"): {"get"},
     }
+
+
+def test_trust_state_config_map_has_no_data_so_upgrades_keep_what_the_webhook_wrote(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    config_map = one(default_docs, "ConfigMap", TRUST_STATE)
+    assert config_map["metadata"]["namespace"] == NS
+    assert "data" not in config_map and "binaryData" not in config_map
+    assert arg_values(default_docs, "trust-state-configmap") == [f"{NS}/{TRUST_STATE}"]
+
+
+def test_the_webhook_may_write_only_the_trust_state_config_map(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    role = one(default_docs, "Role", TRUST_STATE)
+    assert role["metadata"]["namespace"] == NS
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [TRUST_STATE],
+            "verbs": ["get", "update", "patch"],
+        }
+    ]
+    binding = one(default_docs, "RoleBinding", TRUST_STATE)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": TRUST_STATE,
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": pod_spec(default_docs)["serviceAccountName"],
+            "namespace": NS,
+        }
+    ]
+
+
+def test_trust_state_can_be_kept_in_memory_only() -> None:
+    docs = render({"trustState": {"enabled": False}})
+    assert not kinds(docs, "ConfigMap") and not kinds(docs, "Role")
+    assert not kinds(docs, "RoleBinding")
+    assert arg_values(docs, "trust-state-configmap") == []
 
 
 def test_cluster_role_binding_binds_the_pods_service_account(

@@ -36,7 +36,7 @@ def excluded(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def trusted_ca(docs: list[dict[str, Any]]) -> str:
-    (value,) = one(docs, "ConfigMap")["data"].values()
+    (value,) = one(docs, "ConfigMap", "portieris-trusted-ca")["data"].values()
     return str(value)
 
 

@@ -320,3 +320,48 @@ def test_a_negative_decision_cache_size_is_refused():
     result = run("verify", "reg.io/app:1", "--decision-cache-max-entries", "-1")
     assert result.returncode != 0
     assert "decision_cache_max_entries: Invalid Integer(min=0) value: -1" in result.stderr
+
+
+def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path):
+    """A cold process must hold what earlier ones trusted before it answers: a trust state it
+    cannot read keeps it unready (and is never overwritten) until it can."""
+    ca = TestCA.create()
+    ca.write(tmp_path)
+    cert, key = ca.write_leaf(tmp_path, "serving")
+    state_file = tmp_path / "trust-state.json"
+    state_file.write_text('{"format": 99}')
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *CLI, "serve", "--manifests", str(EXAMPLES / "manifests"),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--host", "127.0.0.1",
+            "--port", str(port), "--metrics-port", "0", "--trust-state-file", str(state_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    readiness = [
+        "curl", "-sS", "--cacert", str(tmp_path / "ca.crt"),
+        f"https://127.0.0.1:{port}/health/readiness",
+    ]  # fmt: skip
+
+    def probe(wanted: str) -> str:
+        deadline = time.monotonic() + 30
+        while True:
+            answer = subprocess.run(readiness, capture_output=True, text=True).stdout
+            if wanted in answer or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.2)
+
+    try:
+        unready = probe("not loaded")
+        assert state_file.read_text() == '{"format": 99}'
+        state_file.write_text("")
+        ready = probe('"ready"')
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert json.loads(unready) == {"status": "trust state not loaded yet"}
+    assert json.loads(ready) == {"status": "ready"}
+    assert "format 99" in err

@@ -15,6 +15,12 @@ is remembered for `failure_ttl` seconds as its error class and message only
 (never the exception, whose traceback would keep every frame's locals alive)
 in a separate, equally bounded table, so failing lookups never push verified
 repositories out.
+
+With a TrustMemory (the persisted trust state, trust/state_store.py), what is
+forgotten is not lost: a repository's state starts from the stored root and
+versions, every successful refresh is reported to it (it writes later, never on
+the request path), and `reconcile` brings cached repositories in line with what
+other replicas stored.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import datetime
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
+from portieris_webhook.trust.persisted import GunRecord, Reconcile, reconcile, seed
 from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
 
@@ -36,6 +44,18 @@ LOG = logging.getLogger(__name__)
 Loader = Callable[[GunState, datetime.datetime], Awaitable[TrustData]]
 Key = tuple[str, str]
 MAX_FAILURE_MESSAGE = 1024
+
+
+class TrustMemory(Protocol):
+    """Where a repository's state starts from and what it learns goes to (beyond this cache)."""
+
+    def seed(self, server: str, gun: str) -> GunState:
+        """The state to start from for a repository not in the cache."""
+        ...
+
+    def observe(self, server: str, gun: str, state: GunState) -> None:
+        """`state` was just verified; must return at once (writing happens elsewhere)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,9 @@ class TrustCache:
         limits: CacheLimits | None = None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        memory: TrustMemory | None = None,
     ) -> None:
+        self.memory = memory
         self.refresh_interval = refresh_interval
         self.clock = clock
         self.limits = limits or CacheLimits()
@@ -142,7 +164,8 @@ class TrustCache:
             if failure is not None:
                 raise failure.error()
         if entry is None:
-            entry = self._pending[key] = _Entry(used_at=self.monotonic())
+            state = self.memory.seed(server, gun) if self.memory else GunState()
+            entry = self._pending[key] = _Entry(used_at=self.monotonic(), state=state)
         if entry.inflight is None:
             entry.inflight = asyncio.ensure_future(self._refresh(key, entry, load))
             entry.inflight.add_done_callback(_consume)
@@ -157,8 +180,9 @@ class TrustCache:
 
     async def _refresh(self, key: Key, entry: _Entry, load: Loader) -> TrustData:
         self.refreshes += 1
+        state = entry.state
         try:
-            data = await load(entry.state, self.clock())
+            data = await load(state, self.clock())
         except VerificationError as exc:
             self._failed(key, entry, exc)
             raise
@@ -166,8 +190,12 @@ class TrustCache:
             self._failed(key, entry, None)
             raise
         entry.inflight = None
+        if entry.state is not state:
+            return data  # reconciled meanwhile: verified from a root no longer trusted, not kept
         entry.state.data = data
         entry.state.checked_at = self.monotonic()
+        if self.memory is not None:
+            self.memory.observe(*key, entry.state)
         if self._pending.get(key) is entry:
             del self._pending[key]
             self._entries[key] = entry
@@ -192,6 +220,31 @@ class TrustCache:
         self._failures.move_to_end(key)
         while len(self._failures) > self.limits.max_entries:
             self._failures.popitem(last=False)
+
+    # --- the persisted state ---------------------------------------------------
+    def reconcile(self, records: Mapping[Key, GunRecord]) -> None:
+        """Bring cached repositories in line with the stored records (persisted.reconcile):
+        adopt a root trusted first elsewhere, forget a repository an operator reset."""
+        for table in (self._entries, self._pending):
+            for key, entry in list(table.items()):
+                action = reconcile(entry.state, records.get(key))
+                if action is Reconcile.KEEP:
+                    continue
+                LOG.warning(
+                    "trust state of %s on %s: %s",
+                    key[1],
+                    key[0],
+                    "reset by an operator, trusting on first use again"
+                    if action is Reconcile.FORGET
+                    else "another root is trusted in the shared trust state; verifying from it",
+                )
+                if action is Reconcile.FORGET and table is self._entries:
+                    del self._entries[key]
+                    self._bytes -= entry.size
+                    continue
+                entry.state = seed(records.get(key))
+                self._bytes -= entry.size
+                entry.size = 0
 
     # --- bounds --------------------------------------------------------------
     def _touch(self, key: Key, entry: _Entry, now: float) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from portieris_webhook.trust.metadata import (
 from portieris_webhook.trust.trusted_set import RootPin, TrustData, TrustedMetadataSet
 
 MAX_ROOT_ROTATIONS = 64
+MAX_LINEAGE = 4 * MAX_ROOT_ROTATIONS
+"""Hashes of roots passed through that GunState.lineage keeps (the most recent)."""
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -117,6 +120,11 @@ class Reader:
         )
 
 
+def root_hash(root: bytes) -> str:
+    """How a root is named in lineages and in the persisted trust state: sha256 of its bytes."""
+    return hashlib.sha256(root).hexdigest()
+
+
 @dataclass
 class GunState:
     """What the process remembers about one GUN on one trust server."""
@@ -128,6 +136,11 @@ class GunState:
     data: TrustData | None = None
     checked_at: float = float("-inf")
     """Event-loop time of the last successful refresh."""
+    lineage: list[str] = field(default_factory=list)
+    """root_hash of the roots trusted here, oldest first, each reached from the one before by a
+    verified rotation; the last is `trusted_root`'s. Says which stored roots this one replaces."""
+    generation: int = 0
+    """How many times an operator reset this GUN's persisted trust (persisted.py)."""
 
 
 async def refresh(
@@ -225,15 +238,18 @@ async def _load_root(
 ) -> TrustedMetadataSet:
     """Trust the root `state` trusts (on first use, `served_root`), rotated to `served_root`."""
     # A pin anchors the first root; later roots are trusted by a rotation the trusted root signs.
-    # (Notary checks the pin on every root: after a restart, a root rotated away from the pinned
-    # key fails the pin here too, so operators update pins when they rotate root keys.)
-    if state.trusted_root is None:
-        start_root, anchor = served_root, pin
-    else:
-        start_root, anchor = state.trusted_root, None
+    # The pin is checked on the first root this process starts from (seen first, or seeded from
+    # the persisted trust state): a root rotated away from the pinned key fails it after a
+    # restart, as in notary, so operators update pins when they rotate root keys.
+    start_root = served_root if state.trusted_root is None else state.trusted_root
+    anchor = pin if state.data is None else None
     trusted = TrustedMetadataSet(gun, start_root, now=now, seen=state.seen, pin=anchor)
+    passed = [root_hash(start_root)]
     if served_root != start_root:
-        await _rotate(trusted, served_root, reader)
+        passed += await _rotate(trusted, served_root, reader)
+    if not state.lineage or state.lineage[-1] != passed[0]:
+        state.lineage = passed[:1]
+    state.lineage = (state.lineage + passed[1:])[-MAX_LINEAGE:]
     state.trusted_root = trusted.raw[ROOT]
     return trusted
 
@@ -286,8 +302,9 @@ async def _load_delegations(
         ]
 
 
-async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) -> None:
-    """Walk root versions from the trusted one to `latest`, each verified by its predecessor."""
+async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) -> list[str]:
+    """Walk root versions from the trusted one to `latest`, each verified by its predecessor;
+    return the root_hash of each root rotated to, in order."""
     target = _claimed_version(latest)
     current = trusted.root.version
     if target <= current:
@@ -300,6 +317,7 @@ async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) ->
             f"root of {trusted.gun} jumps from version {current} to {target}; "
             f"more than {MAX_ROOT_ROTATIONS} rotations are not followed"
         )
+    passed = []
     for version in range(current + 1, target + 1):
         data = latest if version == target else await reader.unknown_length(f"{version}.{ROOT}")
         if data is None:
@@ -308,6 +326,8 @@ async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) ->
                 f"to version {target} cannot be verified"
             )
         trusted.update_root(data)
+        passed.append(root_hash(data))
+    return passed
 
 
 def _claimed_version(data: bytes) -> int:
