@@ -43,6 +43,8 @@ VERIFY_CACHE_ENTRIES = 4096
 VERIFY_CACHE_BYTES = 16 * 1024 * 1024
 """Bytes of verified payloads remembered over all rings (a payload is a few hundred bytes)."""
 MAX_RINGS = 128
+RING_MAX_AGE = 24 * 3600.0
+"""Seconds a ring is kept before its key data is imported again (into the same home)."""
 GPG_OPTIONS = ["--no-auto-key-retrieve", "--no-auto-key-locate", "--no-permission-warning"]
 BAD_STATUSES = {
     "BADSIG": "signature bad",
@@ -219,7 +221,9 @@ class KeyRings:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._root = root
-        self._rings: BoundedDict[str, KeyRing] = BoundedDict(max_rings)
+        self._rings: BoundedDict[str, KeyRing] = BoundedDict(
+            max_rings, max_age=RING_MAX_AGE, clock=monotonic
+        )
         self._loading: dict[str, asyncio.Future[KeyRing]] = {}
         self.memo = verification_memo(monotonic)
         """What gpg said, by (key data, signature), shared by every ring."""
