@@ -40,7 +40,12 @@ from portieris_webhook.policy.model import (
     Requirement,
 )
 from portieris_webhook.registry.auth import AuthenticatedClient
-from portieris_webhook.registry.client import RegistryClient, ResolvedManifest, manifest_url
+from portieris_webhook.registry.client import (
+    RegistryClient,
+    ResolvedManifest,
+    manifest_reference,
+    manifest_url,
+)
 from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
 from portieris_webhook.simple.identity import DockerRef, identity_accepted, intended_reference
 from portieris_webhook.simple.keyring import KeyRing, KeyRings, SignatureRejected
@@ -211,7 +216,7 @@ class SimpleVerifier(Verifier):
     ) -> ResolvedManifest:
         """The manifest the image names, read from the registry at most once per window."""
         image = check.image
-        url = manifest_url(image, image.digest or image.effective_tag or "latest")
+        url = manifest_url(image, manifest_reference(image))
         key = (url, credential_identity((c.username, c.password) for c in credentials))
 
         async def load() -> ResolvedManifest:
