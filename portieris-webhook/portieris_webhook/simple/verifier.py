@@ -170,9 +170,9 @@ class SimpleVerifier(Verifier):
         return (*keys, pull_credentials_input(state, check))
 
     def max_age(self) -> float:
-        """How long a verified signature is trusted to still be in its store: the one place to
-        change when simple signing gets a refresh interval of its own."""
-        return self.context.settings.trust_refresh_interval
+        """How long a passed check holds: the simple-signing window, within which the tag's
+        digest and the store's signatures are not read again anyway."""
+        return self.context.settings.simple_refresh
 
     def _timeout(self, check: ImageCheck) -> float:
         return max(0.001, min(self.context.settings.remote_timeout, check.remaining()))

@@ -36,7 +36,7 @@ def test_the_window_follows_the_trust_interval_unless_set(
     assert settings_for(*args).simple_refresh == window
 
 
-async def test_the_verifier_reuses_answers_for_the_window_in_effect() -> None:
+async def test_the_verifier_reuses_answers_and_decisions_for_the_window_in_effect() -> None:
     http = HttpClient(None)
     settings = Settings(trust_refresh_interval=12.0, simple_failure_ttl=2.0)
     verifier = SimpleVerifier(VerifierContext(settings, memory_state(), http))
@@ -44,6 +44,18 @@ async def test_the_verifier_reuses_answers_for_the_window_in_effect() -> None:
         for answers in (verifier.manifests, verifier.signature_lists):
             assert answers.limits.fresh_for == 12.0
             assert answers.limits.failure_ttl == 2.0
+        assert verifier.max_age() == 12.0  # a cached decision lives no longer than its reads
+    finally:
+        await verifier.close()
+        await http.close()
+
+
+async def test_a_simple_window_of_its_own_bounds_cached_decisions() -> None:
+    http = HttpClient(None)
+    settings = Settings(trust_refresh_interval=30.0, simple_refresh_interval=5.0)
+    verifier = SimpleVerifier(VerifierContext(settings, memory_state(), http))
+    try:
+        assert verifier.max_age() == 5.0
     finally:
         await verifier.close()
         await http.close()
