@@ -2,7 +2,11 @@
 
 Images are named through counting proxies in front of the real registry and store,
 so each test sees exactly which requests an admission made; the verifier's clock is
-moved by hand, and gpg runs are counted by the verifier's key rings.
+moved by hand, and gpg runs are counted by the verifier's key rings. The enforcer's
+decision cache is off unless a test says otherwise, so what is measured is the
+verifier's own reuse (which is what answers when the decision cache cannot: another
+image of the same repository and tag written differently, another policy, a rotated
+key secret).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from portieris_webhook.decisions import DecisionCache
 from portieris_webhook.enforce import Enforcer, ImageDecision
 from portieris_webhook.http_client import HttpClient
 from portieris_webhook.settings import Settings
@@ -114,12 +119,15 @@ class Warm:
 
 @contextlib.asynccontextmanager
 async def warm(state: MemoryState, ca_file: Any, **settings: Any) -> AsyncIterator[Warm]:
+    settings.setdefault("decision_cache_max_entries", 0)
     config = Settings(ca_file=str(ca_file), verify_timeout=20.0, **settings)
     http = HttpClient(config.ca_file)
     clock = Clock()
     verifier = SimpleVerifier(VerifierContext(config, state, http), monotonic=clock)
+    decisions = DecisionCache(config.decision_cache_max_entries, monotonic=clock)
     try:
-        yield Warm(Enforcer(state, {verifier.name: verifier}, config), verifier, clock)
+        enforcer = Enforcer(state, {verifier.name: verifier}, config, decisions=decisions)
+        yield Warm(enforcer, verifier, clock)
     finally:
         await verifier.close()
         await http.close()
@@ -181,6 +189,39 @@ async def test_after_the_window_a_moved_tag_resolves_to_the_new_digest(
     assert after.digest == moved.digest
     assert registry_proxy.count("/manifests/v1") == 2
     assert store_proxy.count(moved.hex) == 2  # the new digest's signatures were read
+
+
+async def test_with_the_decision_cache_a_moved_tag_is_seen_once_the_simple_window_passed(
+    registry,
+    registry_proxy,
+    store_proxy,
+    signed,
+    image_factory,
+    alice,
+    simple_signer,
+    lookaside_store,
+) -> None:
+    """A cached decision lives no longer than the simple window, even when trust's is longer."""
+    old, ref = signed
+    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    settings = {
+        "decision_cache_max_entries": 100,
+        "trust_refresh_interval": 300.0,
+        "simple_refresh_interval": 10.0,
+    }
+    async with warm(state, registry.ca_file, **settings) as w:
+        await w.decide(ref)
+        moved = image_factory("v1", repo=old.repo)
+        sign_through(moved, registry_proxy, alice, simple_signer, lookaside_store)
+        w.clock.now += 9.9
+        pinned = await w.decide(ref)
+        asked = len(registry_proxy.requests)
+        w.clock.now += 0.1
+        after = await w.decide(ref)
+
+    assert pinned.digest == old.digest and asked == 1
+    assert after.allowed, after.reasons
+    assert after.digest == moved.digest
 
 
 async def test_a_refresh_interval_of_zero_reads_registry_and_store_every_time(
