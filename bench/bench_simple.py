@@ -10,7 +10,9 @@ the Enforcer (real SimpleVerifier, in-memory cluster state) about it:
   webhook);
 - warm, concurrent: 20 checks of the image at a time, as admissions per second.
 
-It also prints how many registry reads, store reads and gpg runs the warm checks cost.
+Each is measured with the enforcer's decision cache off (the verifier's own reuse answers)
+and on (the decision cache answers). It also prints how many registry reads, store reads
+and gpg runs the warm checks cost.
 
 Run: .venv/bin/python bench/bench_simple.py [--rounds N]
 """
@@ -65,10 +67,14 @@ def counters(verifier: SimpleVerifier) -> tuple[int, int, int]:
     )
 
 
-async def measure(registry: Registry, store_url: str, armored: str, ref: str, rounds: int) -> None:
+async def measure(
+    registry: Registry, store_url: str, armored: str, ref: str, rounds: int, decisions: int
+) -> None:
     policy = {"simple": {"requirements": [signed_by("signer")], "storeURL": store_url}}
     state: MemoryState = memory_state(cluster_policy(policy), secret("signer", {"key": armored}))
-    settings = Settings(ca_file=str(registry.ca_file), verify_timeout=20.0)
+    settings = Settings(
+        ca_file=str(registry.ca_file), verify_timeout=20.0, decision_cache_max_entries=decisions
+    )
     colds: list[float] = []
     warms: list[float] = []
     rates: list[float] = []
@@ -99,7 +105,7 @@ async def measure(registry: Registry, store_url: str, armored: str, ref: str, ro
             await verifier.close()
             await http.close()
     warm_checks = rounds * (10 + 10 * CONCURRENCY)
-    print(f"image: {ref}")
+    print(f"image: {ref}; decision cache {'on' if decisions else 'off'}")
     print(f"cold verification: median {milliseconds(statistics.median(colds))} over {len(colds)}")
     print(f"warm verification: median {milliseconds(statistics.median(warms))} over {len(warms)}")
     print(
@@ -128,7 +134,12 @@ def main() -> None:
             key = gpg.new_key("bench signer")
             image = registry.push_image("bench/app", "v1")
             SimpleSigner(gpg, store, registry, work / "signer").sign(image, key.fingerprint)
-            asyncio.run(measure(registry, store.url, key.public_armored, image.ref, args.rounds))
+            for decisions in (0, Settings.decision_cache_max_entries):
+                asyncio.run(
+                    measure(
+                        registry, store.url, key.public_armored, image.ref, args.rounds, decisions
+                    )
+                )
         finally:
             gpg.close()
             store.stop()
