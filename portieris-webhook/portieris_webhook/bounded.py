@@ -1,47 +1,104 @@
 """A mapping that keeps at most a fixed number of entries, dropping the least recently used.
 
-Every cache filled from request data (tokens, challenges, verified signatures, key rings)
-is one of these, so no client can grow the webhook's memory by naming new things.
+Every cache filled from request data (tokens, challenges, verified signatures, key rings,
+answers of registries and signature stores) is one of these, so no client can grow the
+webhook's memory by naming new things. Optionally an entry also expires `max_age` seconds
+after it was stored (it is then never returned, and is dropped when met), and the values
+together may hold at most `max_bytes` as measured by `size`.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 
+@dataclass
+class _Slot(Generic[V]):
+    value: V
+    stored_at: float
+    size: int
+
+
 class BoundedDict(Generic[K, V]):
-    def __init__(self, max_entries: int) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        *,
+        max_age: float | None = None,
+        max_bytes: int | None = None,
+        size: Callable[[V], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        if max_bytes is not None and size is None:
+            raise ValueError("max_bytes needs a size function")
         self.max_entries = max_entries
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self._size = size
+        self._clock = clock
+        self._data: OrderedDict[K, _Slot[V]] = OrderedDict()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
 
+    @property
+    def bytes(self) -> int:
+        """The size of every value kept, as measured by `size` (0 without one)."""
+        return self._bytes
+
+    def _expired(self, slot: _Slot[V], now: float) -> bool:
+        return self.max_age is not None and now - slot.stored_at >= self.max_age
+
     def get(self, key: K) -> V | None:
-        """The value of `key` (now the most recently used), or None."""
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
+        """The value of `key` (now the most recently used), or None when absent or expired."""
+        slot = self._data.get(key)
+        if slot is None:
+            return None
+        if self._expired(slot, self._clock()):
+            self._remove(key)
+            return None
+        self._data.move_to_end(key)
+        return slot.value
 
     def put(self, key: K, value: V) -> list[V]:
-        """Store `value`; return the values dropped to stay within the bound (oldest first)."""
-        self._data[key] = value
-        self._data.move_to_end(key)
+        """Store `value`; return the values dropped to stay within the bounds (oldest first).
+
+        A value larger than `max_bytes` on its own is not kept (it is returned as dropped).
+        """
+        if key in self._data:
+            self._remove(key)
+        now = self._clock()
+        size = self._size(value) if self._size is not None else 0
+        self._data[key] = _Slot(value, now, size)
+        self._bytes += size
         dropped = []
-        while len(self._data) > self.max_entries:
-            dropped.append(self._data.popitem(last=False)[1])
+        while self._data and (
+            len(self._data) > self.max_entries
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+            or self._expired(next(iter(self._data.values())), now)
+        ):
+            dropped.append(self._remove(next(iter(self._data))))
         return dropped
 
     def pop(self, key: K) -> V | None:
-        """Forget `key`; its value, or None."""
-        return self._data.pop(key, None)
+        """Remove `key`; its value, or None."""
+        return self._remove(key) if key in self._data else None
+
+    def _remove(self, key: K) -> V:
+        slot = self._data.pop(key)
+        self._bytes -= slot.size
+        return slot.value
 
     def clear(self) -> None:
         self._data.clear()
+        self._bytes = 0

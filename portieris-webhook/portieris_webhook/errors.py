@@ -91,6 +91,10 @@ class AccessRefused(RemoteError):
     """A server refused the credentials of this request (or their absence): HTTP 401 or 403."""
 
 
+class ReadBudgetExhausted(RemoteError):
+    """Remote servers sent more bytes than one image's (or one request's) read budget allows."""
+
+
 class UncheckableObject(PortierisError):
     """A well-formed object portieris cannot check (a kind it does not know, a container
     without an image): denied with the reason, unlike a malformed one (HTTP 400)."""

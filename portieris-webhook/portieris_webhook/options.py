@@ -62,6 +62,20 @@ VERIFY_OPTS = [
         min=0,
         help="Seconds cached notary metadata is used before the timestamp is re-checked.",
     ),
+    cfg.FloatOpt(
+        "simple-refresh-interval",
+        min=0,
+        help="Seconds a tag's digest and the signatures read for it are reused for simple "
+        "signing before the registry and signature store are asked again (0: ask every "
+        "time). Default: the value of --trust-refresh-interval.",
+    ),
+    cfg.FloatOpt(
+        "simple-failure-ttl",
+        default=Settings.simple_failure_ttl,
+        min=0,
+        help="Seconds a failed registry or signature store read for simple signing is "
+        "answered from memory before asking again (0: always ask again).",
+    ),
     cfg.MultiStrOpt(
         "pinned-trust-root",
         default=[],
@@ -264,6 +278,8 @@ def settings_from(conf: cfg.ConfigOpts) -> Settings:
         trust_cache_max_age=conf.trust_cache_max_age,
         trust_failure_ttl=conf.trust_failure_ttl,
         decision_cache_max_entries=conf.decision_cache_max_entries,
+        simple_refresh_interval=conf.simple_refresh_interval,
+        simple_failure_ttl=conf.simple_failure_ttl,
     )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portieris_webhook.errors import RemoteError
+from portieris_webhook.errors import ReadBudgetExhausted
 
 IMAGE_READ_BYTES = 6 * 1024 * 1024
 """Bytes registries and signature stores may send for one image: a manifest at the
@@ -58,10 +58,10 @@ class ReadBudget:
         return min(b.limit - b.used for b in self._chain())
 
     def charge(self, size: int, source: str) -> None:
-        """Count `size` more bytes from `source`; RemoteError naming the limit past it."""
+        """Count `size` more bytes from `source`; ReadBudgetExhausted naming the limit past it."""
         for budget in self._chain():
             if budget.used + size > budget.limit:
-                raise RemoteError(
+                raise ReadBudgetExhausted(
                     f"{source}: stopped reading at the limit of {budget.limit} bytes that "
                     f"remote servers may send for {budget.what}"
                 )

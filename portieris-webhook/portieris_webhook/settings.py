@@ -27,3 +27,16 @@ class Settings:
     decision_cache_max_entries: int = 4096
     """Passed verifications (image, policy, what the verifiers read) reused while fresh
     (0: none)."""
+    simple_refresh_interval: float | None = None
+    """Seconds a tag's digest and a signature store's answer are reused (0: never);
+    None follows trust_refresh_interval."""
+    simple_failure_ttl: float = 5.0
+    """Seconds a failed registry or signature store read for simple signing is answered
+    from memory (0: never)."""
+
+    @property
+    def simple_refresh(self) -> float:
+        """The simple-signing freshness window in effect."""
+        if self.simple_refresh_interval is None:
+            return self.trust_refresh_interval
+        return self.simple_refresh_interval

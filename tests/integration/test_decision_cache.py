@@ -60,13 +60,13 @@ async def real_enforcer(
     settings: Settings,
     monotonic: Callable[[], float] | None = None,
 ) -> AsyncIterator[Enforcer]:
-    """An Enforcer with the real trust and simple verifiers and a decision cache."""
+    """An Enforcer with the real trust and simple verifiers and a decision cache; the simple
+    verifier's reuse of registry and store reads runs on the decision cache's clock."""
+    clock = monotonic or Monotonic()
     http = HttpClient(settings.ca_file)
     context = VerifierContext(settings, state, http)
-    trust, simple = TrustVerifier(context), SimpleVerifier(context)
-    decisions = DecisionCache(
-        settings.decision_cache_max_entries, monotonic=monotonic or Monotonic()
-    )
+    trust, simple = TrustVerifier(context), SimpleVerifier(context, monotonic=clock)
+    decisions = DecisionCache(settings.decision_cache_max_entries, monotonic=clock)
     try:
         yield Enforcer(state, {"trust": trust, "simple": simple}, settings, decisions)
     finally:
@@ -248,7 +248,10 @@ async def test_with_no_entries_every_check_is_verified(
     registry, lookaside_store, signed_image, alice
 ) -> None:
     settings = Settings(
-        ca_file=str(registry.ca_file), verify_timeout=20.0, decision_cache_max_entries=0
+        ca_file=str(registry.ca_file),
+        verify_timeout=20.0,
+        decision_cache_max_entries=0,
+        simple_refresh_interval=0.0,  # the store is read again too (test_simple_warm_path)
     )
     state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
     async with real_enforcer(state, settings) as enforcer:

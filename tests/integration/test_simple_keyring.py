@@ -121,3 +121,66 @@ async def test_old_rings_are_evicted_beyond_the_limit(tmp_path, gpg_key) -> None
         assert not first.home.exists()
     finally:
         await rings.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_ring_past_its_age_is_imported_again_and_still_verifies(
+    tmp_path, gpg_home, gpg_key
+) -> None:
+    clock = Clock()
+    rings = KeyRings(tmp_path / "rings", monotonic=clock)
+    key = gpg_key("ring-alice")
+    armored = key.public_armored.encode()
+    try:
+        first = await rings.ring(armored, "secret a")
+        clock.now += keyring_module.RING_MAX_AGE
+        again = await rings.ring(armored, "secret a")
+        signature = gpg_sign(gpg_home, key.fingerprint, atomic_payload(DIGEST, "r.io/a/b:1"))
+        verified = await again.verify(signature)
+    finally:
+        await rings.close()
+    assert again is not first and again.home == first.home
+    assert verified.fingerprint == key.fingerprint
+
+
+async def test_concurrent_verifications_of_one_signature_run_gpg_once(
+    rings, gpg_home, gpg_key
+) -> None:
+    key = gpg_key("ring-alice")
+    ring = await rings.ring(key.public_armored.encode(), "secret a")
+    signature = gpg_sign(gpg_home, key.fingerprint, atomic_payload(DIGEST, "r.io/a/b:1"))
+
+    results = await asyncio.gather(*(ring.verify(signature) for _ in range(10)))
+
+    assert all(result == results[0] for result in results)
+    assert rings.gpg_runs == 1
+
+
+async def test_what_gpg_said_is_remembered_per_key_data_and_forgotten_after_its_age(
+    tmp_path, gpg_home, gpg_key
+) -> None:
+    clock = Clock()
+    rings = KeyRings(tmp_path / "rings", monotonic=clock)
+    alice, bob = gpg_key("ring-alice"), gpg_key("ring-bob")
+    signature = gpg_sign(gpg_home, alice.fingerprint, atomic_payload(DIGEST, "r.io/a/b:1"))
+    try:
+        alice_ring = await rings.ring(alice.public_armored.encode(), "secret a")
+        bob_ring = await rings.ring(bob.public_armored.encode(), "secret b")
+        await alice_ring.verify(signature)
+        with pytest.raises(SignatureRejected):
+            await bob_ring.verify(signature)  # the same bytes, other keys: gpg runs again
+        await alice_ring.verify(signature)
+        runs = rings.gpg_runs
+        clock.now += keyring_module.VERIFY_CACHE_SECONDS
+        await alice_ring.verify(signature)
+    finally:
+        await rings.close()
+    assert runs == 2
+    assert rings.gpg_runs == 3

@@ -35,3 +35,53 @@ def test_pop_forgets_a_key_and_returns_its_value() -> None:
     assert cache.pop("a") == 1
     assert cache.pop("a") is None
     assert len(cache) == 0 and cache.get("a") is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_entry_older_than_max_age_is_never_returned_and_is_dropped() -> None:
+    clock = Clock()
+    cache: BoundedDict[str, int] = BoundedDict(10, max_age=30.0, clock=clock)
+    cache.put("a", 1)
+    clock.now = 29.9
+    assert cache.get("a") == 1
+    clock.now = 30.0
+    assert cache.get("a") is None and len(cache) == 0
+
+
+def test_expired_entries_are_swept_when_others_are_stored() -> None:
+    clock = Clock()
+    cache: BoundedDict[str, int] = BoundedDict(10, max_age=30.0, clock=clock)
+    cache.put("old", 1)
+    clock.now = 31.0
+    assert cache.put("new", 2) == [1]
+    assert len(cache) == 1
+
+
+def test_values_stay_within_max_bytes_least_recently_used_dropped_first() -> None:
+    cache: BoundedDict[str, bytes] = BoundedDict(10, max_bytes=10, size=len)
+    cache.put("a", b"xxxx")
+    cache.put("b", b"yyyy")
+    cache.get("a")
+    assert cache.put("c", b"zzzz") == [b"yyyy"]
+    assert cache.bytes == 8
+    cache.put("a", b"x")  # replacing a value counts its new size only
+    assert cache.bytes == 5
+
+
+def test_a_value_larger_than_max_bytes_is_not_kept() -> None:
+    cache: BoundedDict[str, bytes] = BoundedDict(10, max_bytes=10, size=len)
+    cache.put("small", b"s")
+    assert cache.put("huge", b"h" * 11) == [b"s", b"h" * 11]
+    assert cache.get("huge") is None and cache.bytes == 0
+
+
+def test_max_bytes_needs_a_size_function() -> None:
+    with pytest.raises(ValueError, match="size function"):
+        BoundedDict(1, max_bytes=10)

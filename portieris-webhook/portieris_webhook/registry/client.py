@@ -62,6 +62,11 @@ def manifest_url(image: ImageReference, reference: str) -> str:
     return f"{api_base(image.domain)}/v2/{image.path}/manifests/{reference}"
 
 
+def manifest_reference(image: ImageReference) -> str:
+    """What the registry is asked for: the digest if the image names one, else its tag."""
+    return image.digest or image.effective_tag or "latest"
+
+
 def digest_of_body(body: bytes, header: str | None, where: str) -> str:
     """sha256 of `body`; a Docker-Content-Digest `header` must name the same bytes."""
     computed = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -95,7 +100,7 @@ class RegistryClient:
 
         At most MAX_MANIFEST_BYTES are read, each byte charged to `budget`.
         """
-        reference = image.digest or image.effective_tag or "latest"
+        reference = manifest_reference(image)
         url = manifest_url(image, reference)
         response = await self.auth.get(
             url,

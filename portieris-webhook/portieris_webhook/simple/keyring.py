@@ -7,7 +7,14 @@ if gpg reports exactly one good signature (GOODSIG + VALIDSIG, nothing bad) and
 the key that made it is a primary key imported from that secret: containers/
 image (skopeo) accepts no subkey signatures, and we answer as it does.
 
-python-gnupg calls block, so they run in threads (asyncio.to_thread).
+python-gnupg calls block, so they run in threads (asyncio.to_thread). What gpg said
+about a signature depends only on the key data and the signature bytes, so it is
+remembered by exactly those (the sha256 of each) in one table shared by every ring,
+bounded in entries, bytes and age: a warm admission runs no gpg at all, a key secret
+rotated to other keys gets a ring of its own and verifies afresh, and concurrent
+verifications of the same signature with the same keys share one gpg run. Which
+manifest, requirement and identity the payload must match is checked by the caller
+each time (it is pure and cheap), so the memo never answers for another of those.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +34,17 @@ import gnupg
 
 from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.errors import SecretError, VerificationError
+from portieris_webhook.freshness import FreshnessLimits, SharedAnswers
 
 LOG = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 1024 * 1024
 VERIFY_CACHE_SECONDS = 300.0
 VERIFY_CACHE_ENTRIES = 4096
+VERIFY_CACHE_BYTES = 16 * 1024 * 1024
+"""Bytes of verified payloads remembered over all rings (a payload is a few hundred bytes)."""
 MAX_RINGS = 128
+RING_MAX_AGE = 24 * 3600.0
+"""Seconds a ring is kept before its key data is imported again (into the same home)."""
 GPG_OPTIONS = ["--no-auto-key-retrieve", "--no-auto-key-locate", "--no-permission-warning"]
 BAD_STATUSES = {
     "BADSIG": "signature bad",
@@ -53,6 +66,30 @@ class VerifiedSignature:
 
     payload: bytes
     fingerprint: str
+
+
+Outcome = VerifiedSignature | str
+"""What gpg said about one signature with one ring: verified, or why not."""
+MemoKey = tuple[str, str]
+"""(sha256 of the key data, sha256 of the signature bytes)."""
+
+
+def _outcome_size(outcome: Outcome) -> int:
+    return len(outcome) if isinstance(outcome, str) else len(outcome.payload) + 64
+
+
+def verification_memo(
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SharedAnswers[MemoKey, Outcome]:
+    """The table of what gpg said, bounded in entries, bytes and age; errors that are not a
+    verdict on the signature (gpg missing, a crash) are never remembered."""
+    limits = FreshnessLimits(
+        VERIFY_CACHE_SECONDS,
+        failure_ttl=0,
+        max_entries=VERIFY_CACHE_ENTRIES,
+        max_bytes=VERIFY_CACHE_BYTES,
+    )
+    return SharedAnswers(limits, size=_outcome_size, monotonic=monotonic)
 
 
 def _status_lines(stderr: str) -> list[tuple[str, list[str]]]:
@@ -121,13 +158,18 @@ def _primary_signer(
 class KeyRing:
     """The public keys of one key secret in a GnuPG home of their own."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(
+        self,
+        home: Path,
+        digest: str = "",
+        memo: SharedAnswers[MemoKey, Outcome] | None = None,
+    ) -> None:
         self.home = home
+        self.digest = digest
+        """sha256 of the key data this ring was imported from."""
         self.fingerprints: frozenset[str] = frozenset()
         self._gpg: Any = None
-        self._verified: BoundedDict[str, tuple[float, VerifiedSignature | str]] = BoundedDict(
-            VERIFY_CACHE_ENTRIES
-        )
+        self._memo = memo if memo is not None else verification_memo()
 
     def load(self, armored: bytes) -> None:
         """Import `armored` (blocking); SecretError if it holds no public key, or a private one."""
@@ -152,35 +194,44 @@ class KeyRing:
         return judge(result, self.fingerprints)
 
     async def verify(self, signature: bytes) -> VerifiedSignature:
-        """Verify `signature` in a thread; results are remembered for a while by content."""
-        key = hashlib.sha256(signature).hexdigest()
-        now = time.monotonic()
-        cached = self._verified.get(key)
-        if cached is None or cached[0] < now:
+        """Verify `signature` in a thread, once for all concurrent callers; what gpg said
+        (good or not) is remembered for a while by key data and signature content."""
+
+        async def run_gpg() -> Outcome:
             try:
-                outcome: VerifiedSignature | str = await asyncio.to_thread(
-                    self.verify_blocking, signature
-                )
+                return await asyncio.to_thread(self.verify_blocking, signature)
             except SignatureRejected as exc:
-                outcome = str(exc)
-            self._remember(key, now + VERIFY_CACHE_SECONDS, outcome)
-        else:
-            outcome = cached[1]
+                return str(exc)
+
+        key = (self.digest, hashlib.sha256(signature).hexdigest())
+        outcome = await self._memo.get(key, run_gpg)
         if isinstance(outcome, str):
             raise SignatureRejected(outcome)
         return outcome
-
-    def _remember(self, key: str, expires: float, outcome: VerifiedSignature | str) -> None:
-        self._verified.put(key, (expires, outcome))
 
 
 class KeyRings:
     """Key rings by content: the same key data in two secrets shares one (read-only) home."""
 
-    def __init__(self, root: Path | None = None, max_rings: int = MAX_RINGS) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        max_rings: int = MAX_RINGS,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._root = root
-        self._rings: BoundedDict[str, KeyRing] = BoundedDict(max_rings)
+        self._rings: BoundedDict[str, KeyRing] = BoundedDict(
+            max_rings, max_age=RING_MAX_AGE, clock=monotonic
+        )
         self._loading: dict[str, asyncio.Future[KeyRing]] = {}
+        self.memo = verification_memo(monotonic)
+        """What gpg said, by (key data, signature), shared by every ring."""
+
+    @property
+    def gpg_runs(self) -> int:
+        """Signatures gpg verified, over every ring (for tests and benchmarks)."""
+        return self.memo.loads
 
     def _base(self) -> Path:
         if self._root is None:
@@ -203,7 +254,7 @@ class KeyRings:
     async def _load(self, digest: str, armored: bytes, source: str) -> KeyRing:
         home = self._base() / digest[:32]
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        ring = KeyRing(home)
+        ring = KeyRing(home, digest, self.memo)
         try:
             await asyncio.to_thread(ring.load, armored)
         except BaseException:
@@ -215,6 +266,7 @@ class KeyRings:
         return ring
 
     async def close(self) -> None:
+        await self.memo.close()
         self._rings.clear()
         if self._root is not None:
             await asyncio.to_thread(shutil.rmtree, self._root, True)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portieris_webhook.errors import AccessRefused, RemoteError
+from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import ImageReference
 from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient
@@ -60,6 +61,15 @@ class SignatureStore(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str: ...
 
+    @abc.abstractmethod
+    def first_url(self, image: ImageReference, digest: str) -> str:
+        """The URL asked first for the signatures of `digest` (names the call in messages)."""
+
+    @abc.abstractmethod
+    def answer_key(self, image: ImageReference, digest: str) -> tuple[str, str]:
+        """Everything the answer for `digest` depends on: where it is read (store, repository,
+        digest) and the identity of the credentials it is read with."""
+
 
 class LookasideStore(SignatureStore):
     def __init__(
@@ -75,6 +85,14 @@ class LookasideStore(SignatureStore):
     def signature_url(self, image: ImageReference, digest: str, index: int) -> str:
         algorithm, _, hexpart = digest.partition(":")
         return f"{self.url}/{image.path}@{algorithm}={hexpart}/signature-{index}"
+
+    def first_url(self, image: ImageReference, digest: str) -> str:
+        return self.signature_url(image, digest, 1)
+
+    def answer_key(self, image: ImageReference, digest: str) -> tuple[str, str]:
+        where = self.signature_url(image, digest, 1).rpartition("/")[0]
+        creds = self.credentials
+        return where, credential_identity([(creds.username, creds.password)] if creds else [])
 
     async def signatures(
         self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None
@@ -121,6 +139,13 @@ class RegistryExtensionStore(SignatureStore):
     @staticmethod
     def signatures_url(image: ImageReference, digest: str) -> str:
         return f"{api_base(image.domain)}/extensions/v2/{image.path}/signatures/{digest}"
+
+    def first_url(self, image: ImageReference, digest: str) -> str:
+        return self.signatures_url(image, digest)
+
+    def answer_key(self, image: ImageReference, digest: str) -> tuple[str, str]:
+        identity = credential_identity((c.username, c.password) for c in self.credentials)
+        return self.signatures_url(image, digest), identity
 
     async def signatures(
         self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None

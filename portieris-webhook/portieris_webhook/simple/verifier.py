@@ -12,15 +12,27 @@ signature that passes every step, in containers/image's order:
 
 The Verdict names the manifest digest, so the enforcer pins the image to it
 and compares it with what Notary trust verified.
+
+The warm path: which digest a tag names, and which signatures a store holds for a
+digest, are reused for `Settings.simple_refresh` seconds (freshness.SharedAnswers),
+keyed by the URL asked and the identity of the credentials used, so a pull secret's
+answer is never handed to a request with other credentials; concurrent identical
+reads share one call; failed reads are remembered for `simple_failure_ttl` seconds
+(never refusals of the asking request's own credentials). What gpg said about a
+signature is remembered by the key ring (keyring.py); steps 3-5 run every time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from portieris_webhook.errors import SecretError, VerificationError
+from portieris_webhook.errors import RemoteError, SecretError, VerificationError
+from portieris_webhook.freshness import FreshnessLimits, SharedAnswers, credential_identity
+from portieris_webhook.outbound import waiting_for
 from portieris_webhook.policy.model import (
     INSECURE_ACCEPT_ANYTHING,
     REJECT,
@@ -28,7 +40,12 @@ from portieris_webhook.policy.model import (
     Requirement,
 )
 from portieris_webhook.registry.auth import AuthenticatedClient
-from portieris_webhook.registry.client import RegistryClient, ResolvedManifest
+from portieris_webhook.registry.client import (
+    RegistryClient,
+    ResolvedManifest,
+    manifest_reference,
+    manifest_url,
+)
 from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
 from portieris_webhook.simple.identity import DockerRef, identity_accepted, intended_reference
 from portieris_webhook.simple.keyring import KeyRing, KeyRings, SignatureRejected
@@ -48,6 +65,31 @@ from portieris_webhook.verifiers import (
     pull_credentials_input,
     secret_input,
 )
+
+ANSWERS_MAX_ENTRIES = 1000
+"""Tags (and, separately, signature lists) whose answers are kept, least recently used
+dropped first; failed reads are kept apart, as many at most."""
+ANSWERS_MAX_BYTES = 16 * 1024 * 1024
+"""Bytes of manifests (and, separately, of signatures) kept over all entries."""
+AnswerKey = tuple[str, str]
+"""(the URL asked, the identity of the credentials it was asked with)."""
+
+
+def _manifest_size(manifest: ResolvedManifest) -> int:
+    return len(manifest.body or b"") + len(manifest.digest) + len(manifest.media_type)
+
+
+def _signatures_size(signatures: tuple[bytes, ...]) -> int:
+    return sum(len(signature) for signature in signatures) + 1
+
+
+def _late(host: str, url: str) -> Callable[[float], VerificationError]:
+    def error(left: float) -> VerificationError:
+        return RemoteError(
+            f"{host}: no answer within the verification budget ({left:.3g}s left) (GET {url})"
+        )
+
+    return error
 
 
 @dataclass(frozen=True)
@@ -84,13 +126,32 @@ def signature_problem(
 class SimpleVerifier(Verifier):
     name = "simple"
 
-    def __init__(self, context: VerifierContext) -> None:
+    def __init__(
+        self, context: VerifierContext, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(context)
         self.auth = AuthenticatedClient(context.http)
         self.registry = RegistryClient(self.auth)
-        self.keyrings = KeyRings()
+        self.keyrings = KeyRings(monotonic=monotonic)
+        settings = context.settings
+        limits = FreshnessLimits(
+            settings.simple_refresh,
+            settings.simple_failure_ttl,
+            ANSWERS_MAX_ENTRIES,
+            ANSWERS_MAX_BYTES,
+        )
+        self.manifests: SharedAnswers[AnswerKey, ResolvedManifest] = SharedAnswers(
+            limits, size=_manifest_size, monotonic=monotonic
+        )
+        """Which manifest a tag (or digest) names, by manifest URL and pull credentials."""
+        self.signature_lists: SharedAnswers[AnswerKey, tuple[bytes, ...]] = SharedAnswers(
+            limits, size=_signatures_size, monotonic=monotonic
+        )
+        """The signatures a store holds for a digest, by store URL and store credentials."""
 
     async def close(self) -> None:
+        await self.manifests.close()
+        await self.signature_lists.close()
         await self.keyrings.close()
 
     def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
@@ -109,12 +170,19 @@ class SimpleVerifier(Verifier):
         return (*keys, pull_credentials_input(state, check))
 
     def max_age(self) -> float:
-        """How long a verified signature is trusted to still be in its store: the one place to
-        change when simple signing gets a refresh interval of its own."""
-        return self.context.settings.trust_refresh_interval
+        """How long a passed check holds: the simple-signing window, within which the tag's
+        digest and the store's signatures are not read again anyway."""
+        return self.context.settings.simple_refresh
 
     def _timeout(self, check: ImageCheck) -> float:
         return max(0.001, min(self.context.settings.remote_timeout, check.remaining()))
+
+    def _load_timeout(self, check: ImageCheck) -> float:
+        """A shared read runs shielded for every request waiting on it, so its own deadline
+        is the remote timeout, not what is left of the request that happened to start it."""
+        if self.manifests.enabled:
+            return self.context.settings.remote_timeout
+        return self._timeout(check)
 
     async def verify(self, check: ImageCheck) -> Verdict:
         requirements = check.policy.simple.requirements
@@ -131,12 +199,8 @@ class SimpleVerifier(Verifier):
         )
         store = self._store(check, credentials)
         loaded = await asyncio.gather(*(self._load(check, i, r) for i, r in signed_by))
-        manifest = await self.registry.resolve(
-            check.image, credentials=credentials, timeout=self._timeout(check), budget=check.reads
-        )
-        signatures = await store.signatures(
-            check.image, manifest.digest, timeout=self._timeout(check), budget=check.reads
-        )
+        manifest = await self._resolve(check, credentials)
+        signatures = await self._signatures(check, store, manifest.digest)
         intended = intended_reference(check.image)
         outcomes = await asyncio.gather(
             *(self._requirement(item, signatures, manifest, intended, store) for item in loaded)
@@ -146,6 +210,49 @@ class SimpleVerifier(Verifier):
             raise VerificationError("; ".join(failures))
         accepted = ", ".join(item.label for item in loaded)
         return Verdict(self.name, manifest.digest, f"simple signing: {accepted} satisfied")
+
+    async def _resolve(
+        self, check: ImageCheck, credentials: Sequence[RegistryCredential]
+    ) -> ResolvedManifest:
+        """The manifest the image names, read from the registry at most once per window."""
+        image = check.image
+        url = manifest_url(image, manifest_reference(image))
+        key = (url, credential_identity((c.username, c.password) for c in credentials))
+
+        async def load() -> ResolvedManifest:
+            return await self.registry.resolve(
+                image,
+                credentials=credentials,
+                timeout=self._load_timeout(check),
+                budget=check.reads,
+            )
+
+        host = urlsplit(url).netloc
+        with waiting_for(host, url):
+            return await self.manifests.get(
+                key, load, timeout=check.remaining(), late=_late(host, url)
+            )
+
+    async def _signatures(
+        self, check: ImageCheck, store: SignatureStore, digest: str
+    ) -> tuple[bytes, ...]:
+        """The signatures of `digest`, read from the store at most once per window."""
+
+        async def load() -> tuple[bytes, ...]:
+            found = await store.signatures(
+                check.image, digest, timeout=self._load_timeout(check), budget=check.reads
+            )
+            return tuple(found)
+
+        url = store.first_url(check.image, digest)
+        host = urlsplit(url).netloc
+        with waiting_for(host, url):
+            return await self.signature_lists.get(
+                store.answer_key(check.image, digest),
+                load,
+                timeout=check.remaining(),
+                late=_late(host, url),
+            )
 
     async def _load(
         self, check: ImageCheck, index: int, requirement: Requirement

@@ -16,9 +16,11 @@ from portieris_webhook.registry.client import (
     digest_of_body,
     manifest_url,
 )
+from portieris_webhook.registry.credentials import RegistryCredential
 from portieris_webhook.simple.stores import (
     LookasideStore,
     RegistryExtensionStore,
+    StoreCredentials,
     parse_signature_list,
 )
 
@@ -115,3 +117,41 @@ def test_a_resolved_manifest_matches_its_digest_in_any_supported_algorithm() -> 
     assert not manifest.matches(DIGEST)
     assert not manifest.matches("md5:" + hashlib.md5(body).hexdigest())
     assert not ResolvedManifest(DIGEST, "m").matches("sha512:" + "0" * 128)
+
+
+def test_a_store_answer_is_keyed_by_store_repository_digest_and_credentials() -> None:
+    image = parse_image("registry.local:5000/team/app:v1")
+    other_repo = parse_image("registry.local:5000/team/other:v1")
+    reader = StoreCredentials("reader", "s3cret")
+
+    def key(url: str, creds: StoreCredentials | None, img=image, digest=DIGEST):
+        return LookasideStore(None, url, creds).answer_key(img, digest)  # type: ignore[arg-type]
+
+    base = key("https://sigs.example", reader)
+    assert base == key("https://sigs.example/", StoreCredentials("reader", "s3cret"))
+    assert all(
+        base != other
+        for other in (
+            key("https://other.example", reader),
+            key("https://sigs.example", StoreCredentials("reader", "other")),
+            key("https://sigs.example", None),
+            key("https://sigs.example", reader, img=other_repo),
+            key("https://sigs.example", reader, digest="sha256:" + "cd" * 32),
+        )
+    )
+    assert "s3cret" not in repr(base)
+
+
+def test_an_extension_api_answer_is_keyed_by_url_and_pull_credentials() -> None:
+    image = parse_image("registry.local:5000/team/app:v1")
+    alice = RegistryCredential("registry.local:5000", "alice", "pw", "Secret apps/a")
+    same = RegistryCredential("registry.local:5000", "alice", "pw", "Secret other/b")
+    mallory = RegistryCredential("registry.local:5000", "alice", "guess", "Secret apps/m")
+
+    def key(*creds: RegistryCredential) -> tuple[str, str]:
+        return RegistryExtensionStore(None, creds).answer_key(image, DIGEST)  # type: ignore[arg-type]
+
+    assert key(alice) == key(same)  # the same credentials, whichever secret holds them
+    assert key(alice) != key(mallory)
+    assert key(alice) != key()
+    assert key(alice)[0] == RegistryExtensionStore.signatures_url(image, DIGEST)

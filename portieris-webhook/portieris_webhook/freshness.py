@@ -1,0 +1,187 @@
+"""Answers reused while fresh, loaded once at a time, failures remembered briefly: all bounded.
+
+`SharedAnswers` sits between a verifier and a remote server (or a slow local tool such
+as gpg). For a key that names everything the answer depends on (server URL, repository,
+tag or digest, and the identity of the credentials used):
+
+- an answer younger than `fresh_for` seconds is handed out again without asking;
+- concurrent requests for the same key share one load, which runs shielded so a
+  request that gives up at its own deadline does not cancel it for the others;
+- a load that fails with a VerificationError is remembered for `failure_ttl` seconds as
+  its class and message only (never the exception, whose traceback would keep every
+  frame's locals alive), unless the failure belongs to the asker: refused credentials
+  (AccessRefused, though the key holds the credentials anyway) or a spent read budget
+  (ReadBudgetExhausted), which say nothing about the next request;
+- `fresh_for` 0 turns all of it off: every call loads.
+
+Answers and failures live in separate BoundedDicts (entries, bytes, age), so failing
+lookups never push good answers out. No I/O here; clocks are injected for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from portieris_webhook.bounded import BoundedDict
+from portieris_webhook.errors import AccessRefused, ReadBudgetExhausted, VerificationError
+
+LOG = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+MAX_FAILURE_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class FreshnessLimits:
+    fresh_for: float
+    """Seconds an answer is reused after it was loaded (0: never, and loads are not shared)."""
+    failure_ttl: float = 5.0
+    """Seconds a failed load is answered from memory (0: never)."""
+    max_entries: int = 1000
+    """Answers (and, separately, failures) kept at most, least recently used dropped first."""
+    max_bytes: int = 16 * 1024 * 1024
+    """Bytes of answers kept at most, as measured by the cache's size function."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed load as remembered: the error class and message, nothing else."""
+
+    kind: type[VerificationError]
+    message: str
+
+    def error(self) -> VerificationError:
+        return self.kind(self.message)
+
+
+def credential_identity(pairs: Iterable[tuple[str, str]]) -> str:
+    """A digest naming a sequence of (username, password) pairs, for cache keys: answers
+    fetched with one set of credentials are never handed to a request with another, and
+    no password is kept in a key."""
+    encoded = json.dumps([[user, password] for user, password in pairs]).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _unit_size(_value: object) -> int:
+    return 1
+
+
+class SharedAnswers(Generic[K, V]):
+    def __init__(
+        self,
+        limits: FreshnessLimits,
+        *,
+        size: Callable[[V], int] = _unit_size,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self._answers: BoundedDict[K, V] = BoundedDict(
+            limits.max_entries,
+            max_age=limits.fresh_for,
+            max_bytes=limits.max_bytes,
+            size=size,
+            clock=monotonic,
+        )
+        self._failures: BoundedDict[K, Failure] = BoundedDict(
+            limits.max_entries, max_age=limits.failure_ttl, clock=monotonic
+        )
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self.loads = 0
+        """How many loads ran (for tests and benchmarks)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.limits.fresh_for > 0
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    @property
+    def bytes(self) -> int:
+        return self._answers.bytes
+
+    def failure(self, key: K) -> Failure | None:
+        """The remembered failure of `key`, while it has not expired."""
+        return self._failures.get(key)
+
+    async def get(
+        self,
+        key: K,
+        load: Callable[[], Awaitable[V]],
+        *,
+        timeout: float | None = None,
+        late: Callable[[float], VerificationError] | None = None,
+    ) -> V:
+        """The answer of `key`: remembered, shared with a load in flight, or loaded now.
+
+        The caller waits at most `timeout` seconds (the load goes on for the others); then
+        it gets `late(timeout)`, or a VerificationError saying it ran out of time.
+        """
+        if not self.enabled:
+            self.loads += 1
+            return await load()
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
+        pending = self._inflight.get(key)
+        if pending is None:
+            failure = self._failures.get(key)
+            if failure is not None:
+                raise failure.error()
+            pending = asyncio.ensure_future(self._load(key, load))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda done: self._settled(key, done))
+        if timeout is None:
+            return await asyncio.shield(pending)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await asyncio.shield(pending)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            if late is not None:
+                raise late(timeout) from None
+            raise VerificationError(
+                f"no answer within the verification budget ({timeout:.3g}s left)"
+            ) from None
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        self.loads += 1
+        try:
+            answer = await load()
+        except VerificationError as exc:
+            self._remember_failure(key, exc)
+            raise
+        self._answers.put(key, answer)
+        return answer
+
+    def _remember_failure(self, key: K, error: VerificationError) -> None:
+        if self.limits.failure_ttl <= 0 or isinstance(error, AccessRefused | ReadBudgetExhausted):
+            return
+        self._failures.put(key, Failure(type(error), str(error)[:MAX_FAILURE_MESSAGE]))
+
+    def _settled(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        # Retrieve the exception so a load nobody waits for any more is never reported
+        # as unhandled.
+        if not done.cancelled() and done.exception() is not None:
+            LOG.debug("shared load failed: %s", done.exception())
+
+    async def close(self) -> None:
+        """Cancel the loads in flight (at shutdown) and forget everything."""
+        pending = list(self._inflight.values())
+        for future in pending:
+            future.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._inflight.clear()
+        self._answers.clear()
+        self._failures.clear()
