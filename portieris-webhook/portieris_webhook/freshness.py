@@ -12,6 +12,9 @@ tag or digest, and the identity of the credentials used):
   frame's locals alive), unless the failure belongs to the asker: refused credentials
   (AccessRefused, though the key holds the credentials anyway) or a spent read budget
   (ReadBudgetExhausted), which say nothing about the next request;
+- an answer the cache is told is `brief` (a signature store that has no signature yet)
+  is kept only as long as a failure: whoever signs an image and deploys it at once must
+  not be refused for a whole window;
 - `fresh_for` 0 turns all of it off: every call loads.
 
 Answers and failures live in separate BoundedDicts (entries, bytes, age), so failing
@@ -79,9 +82,11 @@ class SharedAnswers(Generic[K, V]):
         limits: FreshnessLimits,
         *,
         size: Callable[[V], int] = _unit_size,
+        brief: Callable[[V], bool] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits
+        self._is_brief = brief
         self._answers: BoundedDict[K, V] = BoundedDict(
             limits.max_entries,
             max_age=limits.fresh_for,
@@ -92,6 +97,10 @@ class SharedAnswers(Generic[K, V]):
         self._failures: BoundedDict[K, Failure] = BoundedDict(
             limits.max_entries, max_age=limits.failure_ttl, clock=monotonic
         )
+        self._brief: BoundedDict[K, V] = BoundedDict(
+            limits.max_entries, max_age=limits.failure_ttl, clock=monotonic
+        )
+        """Answers kept only as long as failures (see `brief`)."""
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self.loads = 0
         """How many loads ran (for tests and benchmarks)."""
@@ -128,6 +137,8 @@ class SharedAnswers(Generic[K, V]):
             self.loads += 1
             return await load()
         answer = self._answers.get(key)
+        if answer is None:
+            answer = self._brief.get(key)
         if answer is not None:
             return answer
         pending = self._inflight.get(key)
@@ -160,7 +171,11 @@ class SharedAnswers(Generic[K, V]):
         except VerificationError as exc:
             self._remember_failure(key, exc)
             raise
-        self._answers.put(key, answer)
+        if self._is_brief is not None and self._is_brief(answer):
+            if self.limits.failure_ttl > 0:
+                self._brief.put(key, answer)
+        else:
+            self._answers.put(key, answer)
         return answer
 
     def _remember_failure(self, key: K, error: VerificationError) -> None:
@@ -184,4 +199,5 @@ class SharedAnswers(Generic[K, V]):
         await asyncio.gather(*pending, return_exceptions=True)
         self._inflight.clear()
         self._answers.clear()
+        self._brief.clear()
         self._failures.clear()

@@ -372,3 +372,26 @@ async def test_a_key_secret_rotated_to_another_key_verifies_again_and_a_wrong_ke
     assert "does not verify with the secret's keys" in as_carol.reasons[0]
     assert registry_proxy.count("/manifests/") == 1  # the reads were reused all along
     assert store_proxy.count("/signature-1") == 1
+
+
+async def test_an_image_signed_after_a_deny_is_allowed_once_the_failure_time_passed(
+    registry, image_factory, registry_proxy, store_proxy, alice, simple_signer, lookaside_store
+) -> None:
+    """Signing often follows pushing: a store that had no signature yet is asked again
+    after --simple-failure-ttl, not after the whole window."""
+    image = image_factory("late")
+    ref = proxied(image, registry_proxy)
+    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    async with warm(state, registry.ca_file) as w:
+        unsigned = await w.decide(ref)
+        sign_through(image, registry_proxy, alice, simple_signer, lookaside_store)
+        w.clock.now += FAILURE_TTL - 1
+        still_remembered = await w.decide(ref)
+        w.clock.now += 1
+        signed_now = await w.decide(ref)
+
+    assert not unsigned.allowed and "has none for" in unsigned.reasons[0]
+    assert not still_remembered.allowed
+    assert signed_now.allowed, signed_now.reasons
+    assert signed_now.digest == image.digest
+    assert w.clock.now - 1000.0 < WINDOW

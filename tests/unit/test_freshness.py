@@ -288,3 +288,36 @@ def test_credential_identity_tells_credentials_apart_without_holding_the_passwor
     assert alice != credential_identity([])
     assert credential_identity([("a", "b:c")]) != credential_identity([("a:b", "c")])
     assert "s3cret" not in alice
+
+
+# --- brief answers -----------------------------------------------------------------------
+
+
+async def test_a_brief_answer_is_kept_only_as_long_as_a_failure() -> None:
+    clock = Clock()
+    cache: SharedAnswers[str, object] = SharedAnswers(
+        FreshnessLimits(30.0, failure_ttl=5.0), brief=lambda v: v == (), monotonic=clock
+    )
+    empty, full = Loader(value=()), Loader(value=(b"sig",))
+
+    await cache.get("empty", empty)
+    await cache.get("full", full)
+    clock.now += 4.9
+    await cache.get("empty", empty)
+    await cache.get("full", full)
+    assert (empty.calls, full.calls) == (1, 1)
+    clock.now += 0.2
+    await cache.get("empty", empty)
+    await cache.get("full", full)
+    assert (empty.calls, full.calls) == (2, 1)
+
+
+async def test_a_brief_answer_is_not_kept_when_failures_are_not() -> None:
+    cache: SharedAnswers[str, object] = SharedAnswers(
+        FreshnessLimits(30.0, failure_ttl=0.0), brief=lambda v: v == (), monotonic=Clock()
+    )
+    empty = Loader(value=())
+
+    await cache.get("k", empty)
+    await cache.get("k", empty)
+    assert empty.calls == 2

@@ -79,6 +79,10 @@ def _manifest_size(manifest: ResolvedManifest) -> int:
     return len(manifest.body or b"") + len(manifest.digest) + len(manifest.media_type)
 
 
+def _none_yet(signatures: tuple[bytes, ...]) -> bool:
+    return not signatures
+
+
 def _signatures_size(signatures: tuple[bytes, ...]) -> int:
     return sum(len(signature) for signature in signatures) + 1
 
@@ -145,9 +149,10 @@ class SimpleVerifier(Verifier):
         )
         """Which manifest a tag (or digest) names, by manifest URL and pull credentials."""
         self.signature_lists: SharedAnswers[AnswerKey, tuple[bytes, ...]] = SharedAnswers(
-            limits, size=_signatures_size, monotonic=monotonic
+            limits, size=_signatures_size, brief=_none_yet, monotonic=monotonic
         )
-        """The signatures a store holds for a digest, by store URL and store credentials."""
+        """The signatures a store holds for a digest, by store URL and store credentials; an
+        empty list only for --simple-failure-ttl, since signing often follows pushing."""
 
     async def close(self) -> None:
         await self.manifests.close()
