@@ -90,6 +90,11 @@ class BoundedDict(Generic[K, V]):
             dropped.append(self._remove(next(iter(self._data))))
         return dropped
 
+    def age(self, key: K) -> float | None:
+        """Seconds since `key` was stored, or None when absent (does not count as a use)."""
+        slot = self._data.get(key)
+        return None if slot is None else self._clock() - slot.stored_at
+
     def pop(self, key: K) -> V | None:
         """Remove `key`; its value, or None."""
         return self._remove(key) if key in self._data else None

@@ -5,8 +5,9 @@ selected for it, the settings (fixed for the process), the cluster state the ver
 read (each says what in `Verifier.inputs`: secrets and pull credentials, by content) and
 time. The key holds everything but time, so a policy edit or a secret rotation changes the
 key of exactly the decisions that read it, and they are verified again; time is the entry's
-age (at most the shortest `Verifier.max_age` of the verifiers used) and the expiry of what
-they relied on (`Verdict.valid_until`, such as notary metadata).
+age (at most what is left of the shortest `Verifier.max_age` of the verifiers used once the
+age of the answers they relied on, `Verdict.age`, is taken off) and the expiry of what they
+relied on (`Verdict.valid_until`, such as notary metadata).
 
 Only allows are kept. A deny is not: the user who signs the image or fixes the secret
 should see the next request pass, and denies must not push allows out of the bounded

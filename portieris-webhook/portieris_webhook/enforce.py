@@ -331,8 +331,14 @@ class Enforcer:
         """Keep an allow for reuse, unless what it read changed while it was verified."""
         if self._decision_key(check, active) != key:
             return  # a secret changed mid-check: the verdict may belong to either version
-        max_age = min(v.max_age() for v in active)
         verdicts = [o for o in outcomes if isinstance(o, Verdict)]
+        # What is left of each verifier's window once the age of the answers it used is
+        # taken off: the decision is never reused past the point its verifiers would ask
+        # their servers again.
+        max_age = min(
+            verifier.max_age() - (outcome.age if isinstance(outcome, Verdict) else 0.0)
+            for verifier, outcome in zip(active, outcomes, strict=True)
+        )
         allow = CachedAllow(decision.digest, decision.patched_image, decision.reasons)
         self.decisions.put(key, allow, max_age, verdicts)
 

@@ -116,6 +116,13 @@ class SharedAnswers(Generic[K, V]):
     def bytes(self) -> int:
         return self._answers.bytes
 
+    def age(self, key: K) -> float:
+        """Seconds the answer of `key` has been remembered (0 when it is not: just loaded)."""
+        age = self._answers.age(key)
+        if age is None:
+            age = self._brief.age(key)
+        return age or 0.0
+
     def failure(self, key: K) -> Failure | None:
         """The remembered failure of `key`, while it has not expired."""
         return self._failures.get(key)

@@ -75,6 +75,10 @@ class Verdict:
     verifier: str
     digest: str | None
     detail: str = ""
+    age: float = 0.0
+    """Seconds the remote answers this verdict relied on had already been remembered when it
+    was given: a decision made of it is reused only for what is left of the verifier's
+    max_age, so stacked caches never stretch how stale an answer can be."""
     valid_until: datetime.datetime | None = None
     """When what the check relied on expires (UTC), if it does: a cached verdict is never
     used past it (by the verifier's clock, see Verifier.holds), however young."""

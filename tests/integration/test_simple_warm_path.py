@@ -224,6 +224,41 @@ async def test_with_the_decision_cache_a_moved_tag_is_seen_once_the_simple_windo
     assert after.digest == moved.digest
 
 
+async def test_a_decision_made_from_remembered_answers_lives_only_for_the_rest_of_the_window(
+    registry,
+    registry_proxy,
+    store_proxy,
+    signed,
+    image_factory,
+    alice,
+    simple_signer,
+    lookaside_store,
+) -> None:
+    """A decision made late in the simple window from answers read earlier (for another
+    decision: the policy was edited meanwhile) ends with that window, not a window after the
+    decision: stacking the decision cache on the verifier's answers adds no staleness."""
+    old, ref = signed
+    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    settings = {"decision_cache_max_entries": 100, "simple_refresh_interval": 10.0}
+    async with warm(state, registry.ca_file, **settings) as w:
+        await w.decide(ref)  # reads the tag and the store at t=0
+        w.clock.now += 8.0
+        edited = {"type": "matchRepository"}
+        state.apply(
+            MODIFIED,
+            policy(store_proxy, requirements=[signed_by("alice"), signed_by("alice", edited)]),
+        )
+        late = await w.decide(ref)  # a new decision, made of the answers read at t=0
+        moved = image_factory("v1", repo=old.repo)
+        sign_through(moved, registry_proxy, alice, simple_signer, lookaside_store)
+        w.clock.now += 2.0  # 10 s after the reads, 2 s after the late decision
+        after = await w.decide(ref)
+
+    assert late.allowed and late.digest == old.digest
+    assert after.allowed, after.reasons
+    assert after.digest == moved.digest
+
+
 async def test_a_refresh_interval_of_zero_reads_registry_and_store_every_time(
     registry, registry_proxy, store_proxy, signed, alice
 ) -> None:

@@ -85,3 +85,13 @@ def test_a_value_larger_than_max_bytes_is_not_kept() -> None:
 def test_max_bytes_needs_a_size_function() -> None:
     with pytest.raises(ValueError, match="size function"):
         BoundedDict(1, max_bytes=10)
+
+
+def test_age_is_the_time_since_an_entry_was_stored() -> None:
+    clock = Clock()
+    cache: BoundedDict[str, int] = BoundedDict(10, clock=clock)
+    assert cache.age("a") is None
+    cache.put("a", 1)
+    clock.now = 7.0
+    assert cache.get("a") == 1  # a use does not make it younger
+    assert cache.age("a") == 7.0

@@ -48,6 +48,8 @@ class ReadingVerifier(Verifier):
         self.checks = 0
         self.now = T0
         self.valid_until: datetime.datetime | None = None
+        self.age = 0.0
+        """How long the answers this check used had been remembered."""
         self.during: list[tuple[str, dict[str, Any]]] = []
         """State changes made while a check runs (event, object)."""
 
@@ -57,7 +59,7 @@ class ReadingVerifier(Verifier):
             self.context.state.apply(event, obj)  # type: ignore[attr-defined]
         if self.error:
             raise self.error
-        return Verdict(self.name, DIGEST, "signed", valid_until=self.valid_until)
+        return Verdict(self.name, DIGEST, "signed", age=self.age, valid_until=self.valid_until)
 
     def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
         state = self.context.state
@@ -222,6 +224,26 @@ async def test_a_check_is_reused_for_at_most_the_verifier_max_age():
     await decide(enforcer)
     assert verifier.checks == 1
     clock.seconds += 0.1
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+async def test_a_check_made_of_remembered_answers_is_reused_only_for_what_is_left_of_the_window():
+    enforcer, verifier, clock = make(state_with())
+    verifier.age = 20.0  # the verifier's answers were already 20 s old, of its 30 s
+    await decide(enforcer)
+    clock.seconds += 9.9
+    await decide(enforcer)
+    assert verifier.checks == 1
+    clock.seconds += 0.2
+    await decide(enforcer)
+    assert verifier.checks == 2
+
+
+async def test_a_check_made_of_answers_as_old_as_the_window_is_not_kept():
+    enforcer, verifier, _ = make(state_with())
+    verifier.age = 30.0
+    await decide(enforcer)
     await decide(enforcer)
     assert verifier.checks == 2
 

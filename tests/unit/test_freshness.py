@@ -321,3 +321,14 @@ async def test_a_brief_answer_is_not_kept_when_failures_are_not() -> None:
     await cache.get("k", empty)
     await cache.get("k", empty)
     assert empty.calls == 2
+
+
+async def test_the_age_of_an_answer_counts_from_its_load() -> None:
+    clock = Clock()
+    cache = answers(clock, fresh_for=30.0)
+    load = Loader()
+    assert cache.age("k") == 0.0
+    await cache.get("k", load)
+    clock.now += 12.0
+    await cache.get("k", load)
+    assert cache.age("k") == 12.0

@@ -204,8 +204,8 @@ class SimpleVerifier(Verifier):
         )
         store = self._store(check, credentials)
         loaded = await asyncio.gather(*(self._load(check, i, r) for i, r in signed_by))
-        manifest = await self._resolve(check, credentials)
-        signatures = await self._signatures(check, store, manifest.digest)
+        manifest, manifest_age = await self._resolve(check, credentials)
+        signatures, signatures_age = await self._signatures(check, store, manifest.digest)
         intended = intended_reference(check.image)
         outcomes = await asyncio.gather(
             *(self._requirement(item, signatures, manifest, intended, store) for item in loaded)
@@ -214,12 +214,14 @@ class SimpleVerifier(Verifier):
         if failures:
             raise VerificationError("; ".join(failures))
         accepted = ", ".join(item.label for item in loaded)
-        return Verdict(self.name, manifest.digest, f"simple signing: {accepted} satisfied")
+        detail = f"simple signing: {accepted} satisfied"
+        return Verdict(self.name, manifest.digest, detail, age=max(manifest_age, signatures_age))
 
     async def _resolve(
         self, check: ImageCheck, credentials: Sequence[RegistryCredential]
-    ) -> ResolvedManifest:
-        """The manifest the image names, read from the registry at most once per window."""
+    ) -> tuple[ResolvedManifest, float]:
+        """The manifest the image names, read from the registry at most once per window, and
+        how long it has been remembered."""
         image = check.image
         url = manifest_url(image, manifest_reference(image))
         key = (url, credential_identity((c.username, c.password) for c in credentials))
@@ -234,14 +236,16 @@ class SimpleVerifier(Verifier):
 
         host = urlsplit(url).netloc
         with waiting_for(host, url):
-            return await self.manifests.get(
+            manifest = await self.manifests.get(
                 key, load, timeout=check.remaining(), late=_late(host, url)
             )
+        return manifest, self.manifests.age(key)
 
     async def _signatures(
         self, check: ImageCheck, store: SignatureStore, digest: str
-    ) -> tuple[bytes, ...]:
-        """The signatures of `digest`, read from the store at most once per window."""
+    ) -> tuple[tuple[bytes, ...], float]:
+        """The signatures of `digest`, read from the store at most once per window, and how
+        long they have been remembered."""
 
         async def load() -> tuple[bytes, ...]:
             found = await store.signatures(
@@ -251,13 +255,12 @@ class SimpleVerifier(Verifier):
 
         url = store.first_url(check.image, digest)
         host = urlsplit(url).netloc
+        key = store.answer_key(check.image, digest)
         with waiting_for(host, url):
-            return await self.signature_lists.get(
-                store.answer_key(check.image, digest),
-                load,
-                timeout=check.remaining(),
-                late=_late(host, url),
+            signatures = await self.signature_lists.get(
+                key, load, timeout=check.remaining(), late=_late(host, url)
             )
+        return signatures, self.signature_lists.age(key)
 
     async def _load(
         self, check: ImageCheck, index: int, requirement: Requirement

@@ -133,6 +133,14 @@ class TrustCache:
         entry = self._entries.get((server, gun))
         return entry.state if entry is not None else None
 
+    def age(self, server: str, gun: str) -> float:
+        """Seconds since the trust data of `gun` was last checked with the server (0 if
+        there is none)."""
+        entry = self._entries.get((server, gun))
+        if entry is None or entry.state.data is None:
+            return 0.0
+        return max(0.0, self.monotonic() - entry.state.checked_at)
+
     def failure(self, server: str, gun: str) -> Failure | None:
         """The remembered failure of the last refresh, while it has not expired."""
         self._forget_old(self.monotonic())

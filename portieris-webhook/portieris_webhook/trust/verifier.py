@@ -134,7 +134,8 @@ class TrustVerifier(Verifier):
         assert digest is not None
         by = f" and {', '.join(s.name for s in signers)}" if signers else ""
         detail = f"signed in {target.role}{by} ({server})"
-        return Verdict(self.name, digest, detail, valid_until=data.expires)
+        age = self.cache.age(server, gun)
+        return Verdict(self.name, digest, detail, valid_until=data.expires, age=age)
 
     def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
         """The signer secrets (in the image's namespace) and the pull credentials for the

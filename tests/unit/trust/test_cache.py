@@ -164,3 +164,15 @@ async def test_a_rotated_root_is_followed_on_refresh(repo):
     data = await cache.get(SERVER, GUN, loader(server), 5.0)
 
     assert data.root.version == 3 and "2.root" in server.requests
+
+
+async def test_the_age_of_trust_data_counts_from_its_last_check_with_the_server(repo):
+    seconds = [100.0]
+    server = FakeServer(repo)
+    cache = TrustCache(30.0, Clock(), monotonic=lambda: seconds[0])
+    assert cache.age(SERVER, GUN) == 0.0
+    await cache.get(SERVER, GUN, loader(server), 5.0)
+    seconds[0] += 12.5
+    assert cache.age(SERVER, GUN) == 12.5
+    await cache.get(SERVER, GUN, loader(server), 5.0)  # fresh: no check, still as old
+    assert cache.age(SERVER, GUN) == 12.5
