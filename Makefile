@@ -73,6 +73,7 @@ test: $(STAMP) system-deps controlplane crds stx-app debs image lint
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps
+	$(VENV)/bin/python bench/bench_admission.py
 	$(VENV)/bin/python bench/bench_trust.py
 	$(VENV)/bin/python bench/bench_simple.py
 	$(VENV)/bin/python bench/fuzz.py

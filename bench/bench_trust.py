@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from portieris_webhook.settings import Settings
 from portieris_webhook.wiring import enforcer_for
 
+from tests.builders import memory_state
 from tests.fixtures.notary import NotaryServer, NotarySigner
 from tests.fixtures.pki import TestCA
 from tests.fixtures.registry import Registry
-from tests.fixtures.trust_helpers import make_state, pod_request, trust_policy
+from tests.fixtures.trust_helpers import pod_request, trust_policy
 
 
 async def timed_decisions(settings: Settings, state, image: str, count: int) -> list[float]:
@@ -50,7 +51,7 @@ async def bench(registry: Registry, notary: NotaryServer, rounds: int) -> None:
     image = registry.push_image("bench/app", "v1")
     signer = NotarySigner(notary, Path(tempfile.mkdtemp(prefix="bench-trust-")))
     signer.sign(image.name, image.tag, image.size, image.hex)
-    state = make_state(trust_policy(f"{image.host}/*", notary.url))
+    state = memory_state(trust_policy(f"{image.host}/*", notary.url))
     settings = Settings(ca_file=str(notary.ca_file))
 
     cold = [(await timed_decisions(settings, state, image.ref, 1))[0] for _ in range(rounds)]

@@ -11,6 +11,8 @@ declare -A BINARY_OF=(
   [gnupg]=/usr/bin/gpg
   [curl]=/usr/bin/curl
   [openssl]=/usr/bin/openssl
+  # The HTTP load generator of make bench (bench/bench_admission.py).
+  [wrk]=/usr/bin/wrk
   # Building the StarlingX Debian packages (make debs) with dpkg-buildpackage.
   [dpkg-dev]=/usr/bin/dpkg-buildpackage
   [debhelper]=/usr/bin/dh

@@ -211,22 +211,41 @@ class _Connection(asyncio.Protocol):
         self.handler: asyncio.Protocol | None = None
         self.transport: asyncio.Transport | None = None
         self.phase = Phase.HANDSHAKE
+        self._loop = asyncio.get_running_loop()
+        self._deadline: float | None = None
+        """When the current phase must end (loop time), or None."""
         self._timer: asyncio.TimerHandle | None = None
+        """Fires at or before `_deadline`; kept across phases and moved only when a phase
+        must end sooner, so a busy keep-alive connection does not set and cancel timers on
+        every request."""
         self._early: list[bytes] = []
         self._handshake: asyncio.Task[None] | None = None
         """The TLS handshake task, held here: the event loop keeps only a weak reference."""
 
     # --- phases ------------------------------------------------------------------
     def _enter(self, phase: Phase, timeout: float | None = None) -> None:
-        if self._timer is not None:
+        self.phase = phase
+        if timeout is None:
+            self._deadline = None
+            if phase is Phase.CLOSED and self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        self._deadline = deadline = self._loop.time() + timeout
+        if self._timer is not None and self._timer.when() > deadline:
             self._timer.cancel()
             self._timer = None
-        self.phase = phase
-        if timeout is not None:
-            self._timer = asyncio.get_running_loop().call_later(timeout, self._expired)
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expired, deadline)
 
-    def _expired(self) -> None:
+    def _expired(self, when: float) -> None:
         self._timer = None
+        if self._deadline is None:
+            return
+        if self._deadline > when:  # a later phase began since: wait for its own end
+            self._timer = self._loop.call_at(self._deadline, self._expired, self._deadline)
+            return
+        self._deadline = None
         if self.phase is Phase.IDLE:
             self.owner.dropped.count("idle")
             self.close()

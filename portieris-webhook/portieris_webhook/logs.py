@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections import Counter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,6 +27,22 @@ def printable(text: str) -> str:
 
 class OneLineFormatter(logging.Formatter):
     """Formats a record as one escaped line, plus an indented traceback if there is one."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """As logging.Formatter does, the date and time down to the second formatted once a
+        second rather than for every record (a busy webhook logs thousands a second)."""
+        if datefmt or not self.default_msec_format:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._second_text, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
@@ -81,7 +98,15 @@ class EventSummary:
 
 
 def configure(level: str) -> None:
-    """Log records at `level` and above to standard error, one line each."""
+    """Log records at `level` and above to standard error, one line each.
+
+    FORMAT shows no source location, thread or process, so records do not collect them
+    (the logging HOWTO's "Optimization"): the caller's frame is not looked up per record.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter(FORMAT))
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])

@@ -76,6 +76,9 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self._latency_by_result: dict[bool, Histogram] = {}
+        """The latency histogram's child per result, looked up once (labels() takes a lock
+        and builds a key on every call); made on first use, so /metrics shows the same."""
         self.bad_requests = Counter(
             "portieris_admission_bad_requests",
             "Requests rejected before a decision (malformed or too large)",
@@ -89,7 +92,11 @@ class Metrics:
             self._decisions.denied += 1
             for kind in reason_kinds or (DenyKind.OTHER,):
                 self.deny_reasons.labels(reason=kind.value).inc()
-        self.latency.labels(result="allow" if allowed else "deny").observe(seconds)
+        latency = self._latency_by_result.get(allowed)
+        if latency is None:
+            latency = self.latency.labels(result="allow" if allowed else "deny")
+            self._latency_by_result[allowed] = latency
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

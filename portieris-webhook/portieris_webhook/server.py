@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
-from portieris_webhook.admission.review import AdmissionResponse, parse_review_body
+from portieris_webhook.admission.review import AdmissionResponse, dump_json, parse_review_body
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
 from portieris_webhook.listener import ConnectionLimits, ConnectionMetrics, Connections
@@ -33,6 +33,12 @@ BAD_REQUEST_BURST = 10
 
 class BadBody(Exception):
     """The request body cannot be used; the message says why."""
+
+
+def _json(document: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=dump_json(document), status=status, content_type="application/json", charset="utf-8"
+    )
 
 
 @dataclass
@@ -64,7 +70,7 @@ class WebhookApp:
     def _bad_request(self, message: str) -> web.Response:
         self.metrics.bad_requests.inc()
         self.rejected.record("bad-request", f"rejected admission request: {message}")
-        return web.json_response({"error": message}, status=400)
+        return _json({"error": message}, status=400)
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The whole body, read until it ends or passes the limit; or BadBody saying why not."""
@@ -103,11 +109,11 @@ class WebhookApp:
             LOG.exception("internal error deciding %s", review.display_name)
             message = f"portieris denied {review.display_name}: internal error: {exc!r}"
             self.metrics.record(False, time.perf_counter() - started, (DenyKind.INTERNAL_ERROR,))
-            return web.json_response(AdmissionResponse(review.uid, False, message).to_review())
+            return _json(AdmissionResponse(review.uid, False, message).to_review())
         self.metrics.record(
             decision.response.allowed, time.perf_counter() - started, decision.reason_kinds
         )
-        return web.json_response(decision.response.to_review())
+        return _json(decision.response.to_review())
 
     async def liveness(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})

@@ -148,6 +148,20 @@ async def _async_append(items):
     items.append(1)
 
 
+async def test_a_request_started_on_an_idle_connection_is_held_to_the_shorter_read_deadline(
+    tmp_path,
+):
+    """The idle deadline (60 s) is pending when the request begins; the read deadline (1 s)
+    replaces it, so a client trickling its headers is cut long before the idle one."""
+    limits = ConnectionLimits(request_read_timeout=1.0, idle_timeout=60.0)
+    async with serving(tmp_path, limits=limits) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        clients = await start_clients(port, served.ca_file, {"trickle": 5, "slow-body": 5})
+        closed = await clients_closed(clients, timeout=40)
+    assert {kind: count for kind, (count, _) in closed.items()} == {"trickle": 5, "slow-body": 5}
+    assert all(seconds < 1.0 + DEADLINE_SLACK for _, seconds in closed.values()), closed
+
+
 async def test_a_decision_that_takes_longer_than_the_read_timeout_is_answered(tmp_path):
     limits = ConnectionLimits(request_read_timeout=0.5, idle_timeout=0.5)
     async with serving(tmp_path, limits=limits) as served:

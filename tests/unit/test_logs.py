@@ -57,3 +57,19 @@ def test_a_traceback_is_indented_so_no_line_passes_for_a_record():
     assert "ERROR tests.logs: failed on img\\nx" in first
     assert rest and all(line.startswith(TRACEBACK_INDENT) for line in rest)
     assert any("ERROR forged\\rmore" in line for line in rest)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_000.5],
+        [0.001, 86_399.9995, 86_400.0004, 1_000_000_000.123456],
+    ],
+)
+def test_the_time_of_each_record_is_what_logging_writes(times):
+    ours, reference = OneLineFormatter(FORMAT), logging.Formatter(FORMAT)
+    for created in times:
+        record = logging.LogRecord("tests.logs", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.formatTime(record) == reference.formatTime(record)
+        assert ours.formatTime(record, "%H:%M") == reference.formatTime(record, "%H:%M")

@@ -11,6 +11,11 @@ from typing import Any
 from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.errors import InvalidAdmissionReview
 
+try:  # a faster JSON codec, when installed; the standard library otherwise
+    import msgspec
+except ImportError:  # pragma: no cover - msgspec is a dependency, but optional here
+    msgspec = None  # type: ignore[assignment]
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
@@ -61,8 +66,22 @@ class AdmissionResponse:
         return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 
 
+_DECODER = msgspec.json.Decoder() if msgspec is not None else None
+
+
 def load_json(data: bytes | str, what: str = "request body") -> Any:
-    """Decode JSON (UTF-8, as RFC 8259 requires) or raise InvalidAdmissionReview saying why not."""
+    """Decode JSON (UTF-8, as RFC 8259 requires) or raise InvalidAdmissionReview saying why not.
+
+    msgspec, when installed, decodes first: what it accepts it reads exactly as `json` does
+    (integers of any size stay integers). Whatever it refuses (`NaN`, a lone surrogate, an
+    integer over `json`'s digit limit, too deep a nesting, bad UTF-8) goes to `json`, whose
+    verdict and message stand, so the answer never depends on which codec is installed.
+    """
+    if _DECODER is not None:
+        try:
+            return _DECODER.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            pass
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
@@ -77,6 +96,16 @@ def load_json(data: bytes | str, what: str = "request body") -> Any:
 
 def parse_review_body(body: bytes) -> AdmissionRequest:
     return parse_review(load_json(body))
+
+
+def dump_json(document: Any) -> bytes:
+    """`document` as UTF-8 JSON (msgspec when installed, else the standard library)."""
+    if msgspec is not None:
+        try:
+            return msgspec.json.encode(document)
+        except (msgspec.EncodeError, TypeError, ValueError):  # a lone surrogate: json escapes it
+            pass
+    return json.dumps(document).encode()
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
