@@ -207,7 +207,13 @@ class TrustVerifier(Verifier):
             )
 
         async def load(state: GunState, now: datetime.datetime) -> TrustData:
-            return await refresh(gun, state, fetch, now, pin)
+            try:
+                return await refresh(gun, state, fetch, now, pin)
+            except TrustError as exc:
+                # Whatever the role found wrong, the operator must know which server said it.
+                if server in str(exc):
+                    raise
+                raise type(exc)(f"{exc} (trust data from {server})") from None
 
         return await self.cache.get(server, gun, load, check.remaining())
 
