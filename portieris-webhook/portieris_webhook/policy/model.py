@@ -11,6 +11,10 @@ into allow-everything. The images an invalid policy could govern are denied.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +122,14 @@ class Policy:
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     simple: SimplePolicy = field(default_factory=SimplePolicy)
     mutate_image: bool = True
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the policy's content: equal for equal policies, whatever the
+        object or rule holding them is called. Computed once per parsed policy (policies are
+        immutable), since every admission's decision-cache key names it."""
+        document = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(document.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
