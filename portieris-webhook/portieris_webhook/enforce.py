@@ -54,6 +54,17 @@ class Decision:
     reason_kinds: tuple[DenyKind, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class _ToVerify:
+    """An image whose policy needs verifiers the decision cache could not answer for."""
+
+    image: str
+    check: ImageCheck
+    match: PolicyMatch
+    active: tuple[Verifier, ...]
+    key: DecisionKey | None
+
+
 class Enforcer:
     """Decides AdmissionRequests. Holds no per-request state.
 
@@ -193,7 +204,11 @@ class Enforcer:
 
     # --- image level ---------------------------------------------------------
     async def evaluate_images(self, namespace: str, spec: PodSpec) -> dict[str, ImageDecision]:
-        """Evaluate each distinct image of `spec` concurrently, within the verification budget."""
+        """Evaluate each distinct image of `spec` concurrently, within the verification budget.
+
+        What can be decided without waiting (no policy, nothing to check, a decision the
+        cache holds) is decided at once; only the images left to verify get a task each.
+        """
         distinct = list(dict.fromkeys(c.image for c in spec.images))
         secrets = tuple(
             pull_secret_names(self.state, namespace, spec.image_pull_secrets, spec.service_account)
@@ -201,19 +216,25 @@ class Enforcer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.verify_timeout
         request_reads = ReadBudget(REQUEST_READ_BYTES, "one admission request")
-        waiting = {image: outbound.Waiting() for image in distinct}
+        decided: dict[str, ImageDecision] = {}
+        to_verify: dict[str, _ToVerify] = {}
+        for image in distinct:
+            reads = request_reads.child(IMAGE_READ_BYTES, f"image {image}")
+            prepared = self._prepare(image, namespace, secrets, deadline, reads)
+            if isinstance(prepared, ImageDecision):
+                decided[image] = prepared
+            else:
+                to_verify[image] = prepared
+        if to_verify:
+            decided.update(await self._verify_all(to_verify))
+        return {image: decided[image] for image in distinct}
+
+    async def _verify_all(self, to_verify: Mapping[str, _ToVerify]) -> dict[str, ImageDecision]:
+        """Verify the images concurrently; those still running at the budget are denied."""
+        waiting = {image: outbound.Waiting() for image in to_verify}
         tasks = {
-            image: asyncio.ensure_future(
-                self._tracked(
-                    waiting[image],
-                    image,
-                    namespace,
-                    secrets,
-                    deadline,
-                    request_reads.child(IMAGE_READ_BYTES, f"image {image}"),
-                )
-            )
-            for image in distinct
+            image: asyncio.ensure_future(self._tracked(waiting[image], item))
+            for image, item in to_verify.items()
         }
         done, pending = await asyncio.wait(tasks.values(), timeout=self.settings.verify_timeout)
         for task in pending:
@@ -231,18 +252,10 @@ class Enforcer:
                 )
         return results
 
-    async def _tracked(
-        self,
-        waiting: outbound.Waiting,
-        image: str,
-        namespace: str,
-        secrets: tuple[str, ...],
-        deadline: float,
-        reads: ReadBudget,
-    ) -> ImageDecision:
-        """evaluate_image, its outbound calls recorded in `waiting` (runs in the image's task)."""
+    async def _tracked(self, waiting: outbound.Waiting, item: _ToVerify) -> ImageDecision:
+        """_verify, its outbound calls recorded in `waiting` (runs in the image's task)."""
         outbound.record_into(waiting)
-        return await self.evaluate_image(image, namespace, secrets, deadline, reads)
+        return await self._verify(item)
 
     def _unfinished(self, waiting: outbound.Waiting) -> str:
         message = f"verification did not finish within {self.settings.verify_timeout:g}s"
@@ -268,6 +281,22 @@ class Enforcer:
         deadline: float,
         reads: ReadBudget | None = None,
     ) -> ImageDecision:
+        """The decision on one image (policy, verifiers, decision cache)."""
+        prepared = self._prepare(image, namespace, pull_secrets, deadline, reads)
+        if isinstance(prepared, ImageDecision):
+            return prepared
+        return await self._verify(prepared)
+
+    def _prepare(
+        self,
+        image: str,
+        namespace: str,
+        pull_secrets: tuple[str, ...],
+        deadline: float,
+        reads: ReadBudget | None,
+    ) -> ImageDecision | _ToVerify:
+        """Everything decided without waiting: the decision if that settles it, else what is
+        left to verify."""
         try:
             reference = parse_image(image)
         except PortierisError as exc:
@@ -303,10 +332,15 @@ class Enforcer:
                 return ImageDecision(
                     image, True, policy_name, cached.digest, cached.patched_image, cached.reasons
                 )
+        return _ToVerify(image, check, match, tuple(active), key)
+
+    async def _verify(self, item: _ToVerify) -> ImageDecision:
+        """Run the verifiers of `item` and combine their verdicts; keep an allow for reuse."""
+        check, active = item.check, list(item.active)
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
-        decision = self._combine(image, reference.digest, match, active, outcomes)
-        if key is not None and decision.allowed:
-            self._remember(key, decision, check, active, outcomes)
+        decision = self._combine(item.image, check.image.digest, item.match, active, outcomes)
+        if item.key is not None and decision.allowed:
+            self._remember(item.key, decision, check, active, outcomes)
         return decision
 
     def _decision_key(self, check: ImageCheck, active: list[Verifier]) -> DecisionKey | None:
