@@ -56,6 +56,7 @@ from tests.fixtures.notary import NotaryServer, NotarySigner  # noqa: E402
 from tests.fixtures.pki import TestCA  # noqa: E402
 from tests.fixtures.procs import ManagedProcess, start_on_free_port  # noqa: E402
 from tests.fixtures.registry import PushedImage, Registry  # noqa: E402
+from tests.fixtures.serve import pod_review  # noqa: E402
 
 CONCURRENCY = 8
 POD_IMAGES = 10
@@ -286,29 +287,8 @@ def write_manifests(
     return directory
 
 
-def review(images: Sequence[str], uid: str = "bench") -> dict[str, Any]:
-    containers = [{"name": f"c{n}", "image": image} for n, image in enumerate(images)]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"containers": containers},
-    }
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "default",
-            "name": "bench",
-            "operation": "CREATE",
-            "object": pod,
-            "userInfo": {"username": "bench"},
-            "dryRun": False,
-        },
-    }
+def review(images: Sequence[str]) -> dict[str, Any]:
+    return pod_review(images, uid="bench")
 
 
 # --------------------------------------------------------------------------- scenarios
