@@ -46,7 +46,9 @@ class HttpClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=100, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(
+                ssl=self.ssl_context, limit=100, limit_per_host=8, ttl_dns_cache=60
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": self._user_agent}, trust_env=False
             )
