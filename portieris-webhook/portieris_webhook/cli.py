@@ -259,7 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler, groups = COMMANDS[command]
     try:
-        conf = _parse(command, rest, *groups)
+        try:
+            conf = _parse(command, rest, *groups)
+        except SystemExit as exc:
+            # oslo.config's argument parser exits 1 on a bad option value, which `verify`
+            # uses for "denied": unusable input is 2, whoever refuses it (--help exits 0).
+            return 0 if exc.code in (0, None) else 2
         result = asyncio.run(handler(conf))
     except (cfg.Error, PortierisError) as exc:
         print(f"portieris-webhook {command}: error: {exc}", file=sys.stderr)

@@ -318,8 +318,22 @@ def test_the_decision_cache_size_is_an_option(args, entries):
 
 def test_a_negative_decision_cache_size_is_refused():
     result = run("verify", "reg.io/app:1", "--decision-cache-max-entries", "-1")
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "decision_cache_max_entries: Invalid Integer(min=0) value: -1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("verify", "reg.io/app:1", "--verify-timeout", "abc"),
+        ("verify", "reg.io/app:1", "--no-such-option"),
+        ("admit", "--log-level", "LOUD", "-"),
+    ],
+)
+def test_an_unusable_option_exits_2_not_1_which_verify_uses_for_denied(args):
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr
 
 
 def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path):
