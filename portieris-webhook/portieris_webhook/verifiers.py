@@ -24,7 +24,11 @@ from typing import ClassVar
 from portieris_webhook.images import ImageReference
 from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget, Transport
 from portieris_webhook.policy.model import Policy
-from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
+from portieris_webhook.registry.credentials import (
+    RegistryCredential,
+    credentials_for_host,
+    credentials_identity,
+)
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import Secret, StateView
 
@@ -135,12 +139,7 @@ def credentials_input(credentials: Iterable[RegistryCredential], host: str) -> S
     Only the credentials for that host count: rotating a pull secret's entry for another
     registry changes nothing here. Equal credentials in two namespaces are one input.
     """
-    parts = (
-        value.encode()
-        for credential in credentials
-        for value in (credential.registry, credential.username, credential.password)
-    )
-    return StateInput(REGISTRY_CREDENTIALS, "", host, _digest(parts))
+    return StateInput(REGISTRY_CREDENTIALS, "", host, credentials_identity(credentials))
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portieris_webhook.errors import SecretError
+from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import normalise_registry_host
 from portieris_webhook.state import Secret, StateView
 
@@ -64,6 +65,12 @@ def _user_and_password(where: str, host: str, entry: dict[str, Any]) -> tuple[st
             raise SecretError(f"{where}: auth of {host} is not base64 user:password") from exc
         username, _, password = decoded.partition(":")
     return username, password
+
+
+def credentials_identity(credentials: Iterable[RegistryCredential]) -> str:
+    """A digest naming these credentials (usernames and passwords, in the order tried), for
+    cache keys: what one set of credentials read is never handed to another."""
+    return credential_identity((c.username, c.password) for c in credentials)
 
 
 def pull_secret_names(

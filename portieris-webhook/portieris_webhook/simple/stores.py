@@ -26,7 +26,7 @@ from portieris_webhook.images import ImageReference
 from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import api_base
-from portieris_webhook.registry.credentials import RegistryCredential
+from portieris_webhook.registry.credentials import RegistryCredential, credentials_identity
 
 MAX_SIGNATURE_BYTES = 64 * 1024
 """A simple signature is an OpenPGP message of about a KiB; this leaves room for long names."""
@@ -144,8 +144,7 @@ class RegistryExtensionStore(SignatureStore):
         return self.signatures_url(image, digest)
 
     def answer_key(self, image: ImageReference, digest: str) -> tuple[str, str]:
-        identity = credential_identity((c.username, c.password) for c in self.credentials)
-        return self.signatures_url(image, digest), identity
+        return self.signatures_url(image, digest), credentials_identity(self.credentials)
 
     async def signatures(
         self, image: ImageReference, digest: str, *, timeout: float, budget: ReadBudget | None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from portieris_webhook.errors import RemoteError, SecretError, VerificationError
-from portieris_webhook.freshness import FreshnessLimits, SharedAnswers, credential_identity
+from portieris_webhook.freshness import FreshnessLimits, SharedAnswers
 from portieris_webhook.outbound import waiting_for
 from portieris_webhook.policy.model import (
     INSECURE_ACCEPT_ANYTHING,
@@ -46,7 +46,11 @@ from portieris_webhook.registry.client import (
     manifest_reference,
     manifest_url,
 )
-from portieris_webhook.registry.credentials import RegistryCredential, credentials_for_host
+from portieris_webhook.registry.credentials import (
+    RegistryCredential,
+    credentials_for_host,
+    credentials_identity,
+)
 from portieris_webhook.simple.identity import DockerRef, identity_accepted, intended_reference
 from portieris_webhook.simple.keyring import KeyRing, KeyRings, SignatureRejected
 from portieris_webhook.simple.payload import parse_payload
@@ -224,7 +228,7 @@ class SimpleVerifier(Verifier):
         how long it has been remembered."""
         image = check.image
         url = manifest_url(image, manifest_reference(image))
-        key = (url, credential_identity((c.username, c.password) for c in credentials))
+        key = (url, credentials_identity(credentials))
 
         async def load() -> ResolvedManifest:
             return await self.registry.resolve(
