@@ -10,6 +10,8 @@ from aiohttp import web
 from portieris_webhook.http_client import HttpClient
 from portieris_webhook.outbound import AnswerLimits
 
+from tests.fixtures.simple_helpers import serve
+
 
 async def test_many_concurrent_gets_to_one_server_share_a_few_kept_alive_connections() -> None:
     connections: set[int] = set()
@@ -22,22 +24,17 @@ async def test_many_concurrent_gets_to_one_server_share_a_few_kept_alive_connect
 
     app = web.Application()
     app.router.add_get("/{name}", document)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     client = HttpClient(None)
     try:
-        answers = await asyncio.gather(
-            *(
-                client.get(f"http://127.0.0.1:{port}/doc{n}", {}, 10.0, AnswerLimits(1024))
-                for n in range(40)
+        async with serve(app) as host:
+            answers = await asyncio.gather(
+                *(
+                    client.get(f"http://{host}/doc{n}", {}, 10.0, AnswerLimits(1024))
+                    for n in range(40)
+                )
             )
-        )
     finally:
         await client.close()
-        await runner.cleanup()
 
     assert [a.status for a in answers] == [200] * 40
     assert 1 < len(connections) <= 8
