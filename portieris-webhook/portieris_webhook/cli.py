@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -32,6 +33,8 @@ from portieris_webhook.trust import persisted, state_store
 from portieris_webhook.trust.client import normalise_server
 from portieris_webhook.trust.state_store import Backend, TrustStateStore
 from portieris_webhook.wiring import enforcer_for, wait_for_signal
+
+LOG = logging.getLogger(__name__)
 
 USAGE = """usage: portieris-webhook COMMAND [options]
 
@@ -175,6 +178,10 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
         )
         print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
         await wait_for_signal()
+        if conf.shutdown_delay > 0:
+            webhook.stopping = True
+            LOG.info("still answering for %gs before stopping", conf.shutdown_delay)
+            await asyncio.sleep(conf.shutdown_delay)
     return 0
 
 

@@ -207,6 +207,14 @@ SERVE_OPTS = [
         "ports; more are closed at once. Never more than half the open-file limit.",
     ),
     cfg.FloatOpt(
+        "shutdown-delay",
+        default=0.0,
+        min=0,
+        help="Seconds to keep answering after SIGTERM (readiness then says 503) before "
+        "stopping, so admissions routed here while the endpoint is being removed are still "
+        "answered. The chart sets 5.",
+    ),
+    cfg.FloatOpt(
         "log-summary-interval",
         default=60.0,
         min=0.1,

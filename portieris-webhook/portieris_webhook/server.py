@@ -48,6 +48,8 @@ class WebhookApp:
     metrics: Metrics
     max_body_bytes: int = 3 * 1024 * 1024
     also_ready: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    stopping: bool = False
+    """Set once the process was told to stop: not ready, though still answering."""
     """What else must be loaded before the webhook is ready, by name (e.g. the trust state)."""
     rejected: EventSummary = field(
         default_factory=lambda: EventSummary(
@@ -121,6 +123,8 @@ class WebhookApp:
     async def readiness(self, _request: web.Request) -> web.Response:
         if not self.state.is_ready():
             return web.json_response({"status": "policies not loaded yet"}, status=503)
+        if self.stopping:
+            return web.json_response({"status": "shutting down"}, status=503)
         for name, ready in self.also_ready.items():
             if not ready():
                 return web.json_response({"status": f"{name} not loaded yet"}, status=503)

@@ -294,6 +294,55 @@ def test_serve_runs_on_the_examples_and_stops_on_sigterm(tmp_path):
     assert "stopping: signal received" in err
 
 
+def test_serve_keeps_answering_for_the_shutdown_delay_while_saying_it_is_not_ready(tmp_path):
+    """Pods are removed from a Service's endpoints while they stop: a webhook that stopped
+    listening at SIGTERM would refuse the admissions still routed to it."""
+    ca = TestCA.create()
+    ca.write(tmp_path)
+    cert, key = ca.write_leaf(tmp_path, "serving")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *CLI, "serve", "--manifests", str(EXAMPLES / "manifests"),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--host", "127.0.0.1",
+            "--port", str(port), "--metrics-port", "0", "--shutdown-delay", "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    curl = [
+        "curl",
+        "-sS",
+        "--cacert",
+        str(tmp_path / "ca.crt"),
+        "-H",
+        "Content-Type: application/json",
+    ]
+    readiness = [*curl, f"https://127.0.0.1:{port}/health/readiness"]
+    admit = [
+        *curl, "--data-binary", f"@{EXAMPLES / 'reviews' / 'pod-denied.json'}",
+        f"https://127.0.0.1:{port}/admit",
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(readiness, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "serve never became ready"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        stopping = subprocess.run(readiness, capture_output=True, text=True)
+        answer = subprocess.run(admit, capture_output=True, text=True)
+        still_running = proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert json.loads(stopping.stdout) == {"status": "shutting down"}
+    assert json.loads(answer.stdout)["response"]["allowed"] is False
+    assert still_running
+    assert proc.returncode == 0, err
+
+
 def test_serve_with_unloadable_certificate_fails_clearly(tmp_path):
     (tmp_path / "c.pem").write_text("not a certificate")
     result = run(
