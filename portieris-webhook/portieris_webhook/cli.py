@@ -164,7 +164,7 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
             enforcer_for(state, options.settings_from(conf), trust_state)
         )
         webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes, also_ready)
-        urls = await stack.enter_async_context(
+        serving = await stack.enter_async_context(
             running(
                 webhook,
                 tls,
@@ -176,11 +176,15 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
                 conf.log_summary_interval,
             )
         )
-        print(f"portieris-webhook serving {' and '.join(urls)}", flush=True)
+        print(f"portieris-webhook serving {' and '.join(serving.urls)}", flush=True)
         await wait_for_signal()
         if conf.shutdown_delay > 0:
-            webhook.stopping = True
-            LOG.info("still answering for %gs before stopping", conf.shutdown_delay)
+            serving.drain()
+            LOG.info(
+                "still answering for %gs before stopping, closing each connection after "
+                "its next answer",
+                conf.shutdown_delay,
+            )
             await asyncio.sleep(conf.shutdown_delay)
     return 0
 

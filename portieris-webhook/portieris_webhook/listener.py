@@ -105,6 +105,8 @@ class Connections:
         self.dropped = EventSummary(LOG, "connections dropped since the last summary")
         self._open: set[_Connection] = set()
         self._by_handler: dict[asyncio.Protocol, _Connection] = {}
+        self.draining = False
+        """Set by drain(): every answer from then on closes its connection."""
 
     @property
     def open_count(self) -> int:
@@ -123,6 +125,15 @@ class Connections:
         """Log what was dropped since the last report, in one line (nothing if nothing was)."""
         self.dropped.flush(f"; open now {self.open_count} of at most {self.max_connections}")
 
+    def drain(self) -> None:
+        """Answer `Connection: close` from now on, so each kept-alive client stops sending here.
+
+        A server that closes an idle kept-alive connection races the client's next request
+        on it (Go's client, the API server's, then fails that POST with a broken pipe and
+        does not retry it); a client told to close after an answer never sends another.
+        """
+        self.draining = True
+
     def close_all(self) -> None:
         for connection in list(self._open):
             connection.abort()
@@ -138,7 +149,10 @@ class Connections:
             connection.request_started()
             request.content.on_eof(connection.body_complete)
             try:
-                return await handler(request)
+                response = await handler(request)
+                if self.draining:
+                    response.force_close()
+                return response
             finally:
                 connection.request_finished()
 

@@ -212,7 +212,8 @@ SERVE_OPTS = [
         min=0,
         help="Seconds to keep answering after SIGTERM (readiness then says 503) before "
         "stopping, so admissions routed here while the endpoint is being removed are still "
-        "answered. The chart sets 5.",
+        "answered; each answer then closes its connection (Connection: close), so clients "
+        "move to other replicas without racing the final close. The chart sets 5.",
     ),
     cfg.FloatOpt(
         "log-summary-interval",

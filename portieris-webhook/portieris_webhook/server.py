@@ -48,9 +48,9 @@ class WebhookApp:
     metrics: Metrics
     max_body_bytes: int = 3 * 1024 * 1024
     also_ready: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    """What else must be loaded before the webhook is ready, by name (e.g. the trust state)."""
     stopping: bool = False
     """Set once the process was told to stop: not ready, though still answering."""
-    """What else must be loaded before the webhook is ready, by name (e.g. the trust state)."""
     rejected: EventSummary = field(
         default_factory=lambda: EventSummary(
             LOG, "rejected admission requests not logged one by one", burst=BAD_REQUEST_BURST
@@ -136,6 +136,20 @@ class WebhookApp:
         )
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The running listeners: where they are, and how to begin stopping them."""
+
+    urls: list[str]
+    webhook: WebhookApp
+    connections: Connections
+
+    def drain(self) -> None:
+        """Say not ready and close each connection after its next answer, still answering."""
+        self.webhook.stopping = True
+        self.connections.drain()
+
+
 @contextlib.asynccontextmanager
 async def running(
     webhook: WebhookApp,
@@ -146,8 +160,8 @@ async def running(
     cert_reload_interval: float,
     limits: ConnectionLimits | None = None,
     summary_interval: float = 60.0,
-) -> AsyncIterator[list[str]]:
-    """Start both listeners; yield their URLs; stop them on exit."""
+) -> AsyncIterator[Serving]:
+    """Start both listeners; yield them; stop them on exit."""
     connections = Connections(limits or ConnectionLimits())
     # aiohttp logs each malformed HTTP request with a traceback: a few, then counts.
     http_errors = EventSummary(LOG, "HTTP errors not logged one by one", burst=3)
@@ -193,7 +207,7 @@ async def running(
         ):
             stack.callback(asyncio.create_task(task).cancel)
         LOG.info("listening on %s", ", ".join(urls))
-        yield urls
+        yield Serving(urls, webhook, connections)
 
 
 class _Throttle(logging.Filter):

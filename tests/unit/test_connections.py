@@ -362,3 +362,37 @@ def _wait_for_liveness(port, ca_file, timeout=30):
             return
         assert time.monotonic() < deadline, probe.stderr
         time.sleep(0.2)
+
+
+async def _exchange(reader, writer, body):
+    writer.write(
+        b"POST /admit HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+    length = int(head.split("content-length:")[1].split("\r\n")[0])
+    return head, json.loads(await reader.readexactly(length))
+
+
+async def test_once_draining_each_answer_closes_its_kept_alive_connection(tmp_path):
+    """A stopping webhook must not close a kept-alive connection under a client that may be
+    sending on it: it answers what comes and tells the client to close."""
+    body = json.dumps(review(workload("Pod", pod_spec("allowed/app:1")))).encode()
+    async with serving(tmp_path) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=served.client_context(), server_hostname="127.0.0.1"
+        )
+        try:
+            head, answer = await _exchange(reader, writer, body)
+            assert answer["response"]["allowed"] is True and "connection: close" not in head
+            served.listeners.drain()
+            # Kept alive: the same connection takes the next request, answered in full.
+            head, answer = await _exchange(reader, writer, body)
+            assert answer["response"]["allowed"] is True and "connection: close" in head
+            assert await asyncio.wait_for(_read_until_closed(reader), 10) == b""
+        finally:
+            writer.close()
+        readiness = await get(served, f"{served.url}/health/readiness")
+        assert readiness[0] == 503
+        assert await admission_allowed(served)  # new connections are still answered
