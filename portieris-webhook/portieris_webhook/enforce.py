@@ -196,8 +196,7 @@ class Enforcer:
         self, request: AdmissionRequest, spec: PodSpec, decisions: Mapping[str, ImageDecision]
     ) -> Decision:
         images = tuple(decisions.values())
-        for item in images:
-            _log_image(request, item)
+        _log_images(request, images)
         denied = [d for d in images if not d.allowed]
         if denied:
             lines = [f"image {d.image}: {'; '.join(d.reasons)}" for d in denied]
@@ -507,14 +506,25 @@ class Enforcer:
         return ImageDecision(image, True, policy_name, digest, patched, detail)
 
 
-def _log_image(request: AdmissionRequest, item: ImageDecision) -> None:
+def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...]) -> None:
+    """One line for the admission, naming each image with its policy, result, digest and
+    reason: one record, not one per image, as a record costs more than the cached check."""
+    if not LOG.isEnabledFor(logging.INFO):
+        return
     LOG.info(
-        "namespace=%s object=%s image=%s policy=%r result=%s digest=%s reason=%r",
+        "namespace=%s object=%s result=%s images=%d: %s",
         request.namespace,
         request.display_name,
-        item.image,
-        item.policy or "-",
-        "allow" if item.allowed else "deny",
-        item.digest or "-",
-        "; ".join(item.reasons),
+        "allow" if all(item.allowed for item in images) else "deny",
+        len(images),
+        " | ".join(map(_image_fields, images)),
+    )
+
+
+def _image_fields(item: ImageDecision) -> str:
+    result = "allow" if item.allowed else "deny"
+    reason = "; ".join(item.reasons)
+    return (
+        f"image={item.image} policy={item.policy or '-'!r} result={result} "
+        f"digest={item.digest or '-'} reason={reason!r}"
     )
