@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import functools
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +38,22 @@ class Secret:
     name: str
     type: str
     data: Mapping[str, bytes]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the type and data, over length-prefixed parts so no two different
+        contents collide: computed once per stored version (a change stores a new object)."""
+        hasher = hashlib.sha256()
+        for part in self._parts():
+            hasher.update(len(part).to_bytes(8, "big"))
+            hasher.update(part)
+        return hasher.hexdigest()
+
+    def _parts(self) -> Iterator[bytes]:
+        yield self.type.encode()
+        for key in sorted(self.data):
+            yield key.encode()
+            yield self.data[key]
 
 
 @dataclass(frozen=True)
