@@ -9,6 +9,7 @@ JSON patch pinning digests) or one deny listing every failing image.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,16 @@ class ImageDecision:
     reason_kind: DenyKind | None = None
     """The category of a deny, for metrics."""
 
+    @functools.cached_property
+    def log_fields(self) -> str:
+        """How the decision log line names this image: policy, result, digest, reason."""
+        result = "allow" if self.allowed else "deny"
+        reason = "; ".join(self.reasons)
+        return (
+            f"image={self.image} policy={self.policy or '-'!r} result={result} "
+            f"digest={self.digest or '-'} reason={reason!r}"
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -60,17 +71,31 @@ class Decision:
     reason_kinds: tuple[DenyKind, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Plan:
     """What the cluster state says about an image that needs verifiers, in one namespace
     with one list of pull secrets: its policy, the verifiers it needs and its decision
     cache key. Derived from the state alone (never from one request's deadline)."""
 
+    image: str
     reference: ImageReference
     match: PolicyMatch
     policy_name: str
     active: tuple[Verifier, ...]
     key: DecisionKey | None
+    _answered: tuple[CachedAllow, ImageDecision] | None = None
+    """The last cached allow this plan was answered with, and the decision made of it."""
+
+    def allowed_by(self, allow: CachedAllow) -> ImageDecision:
+        """The decision a cached allow makes for this image (the same object while the
+        decision cache answers with the same allow)."""
+        if self._answered is not None and self._answered[0] is allow:
+            return self._answered[1]
+        decision = ImageDecision(
+            self.image, True, self.policy_name, allow.digest, allow.patched_image, allow.reasons
+        )
+        self._answered = (allow, decision)
+        return decision
 
     def to_verify(
         self,
@@ -347,14 +372,7 @@ class Enforcer:
         if plan.key is not None:
             cached = self.decisions.get(plan.key, self._holds)
             if cached is not None:
-                return ImageDecision(
-                    image,
-                    True,
-                    plan.policy_name,
-                    cached.digest,
-                    cached.patched_image,
-                    cached.reasons,
-                )
+                return plan.allowed_by(cached)
         return plan
 
     def _plan(
@@ -404,7 +422,8 @@ class Enforcer:
         # What the verifiers read depends on the image, policy, namespace and pull secrets
         # and the cluster state, never on the deadline or the read budget of one request.
         check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline=0.0)
-        return _Plan(reference, match, policy_name, active, self._decision_key(check, active))
+        key = self._decision_key(check, active)
+        return _Plan(image, reference, match, policy_name, active, key)
 
     async def _verify(self, item: _ToVerify) -> ImageDecision:
         """Run the verifiers of `item` and combine their verdicts; keep an allow for reuse."""
@@ -517,14 +536,5 @@ def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...]) ->
         request.display_name,
         "allow" if all(item.allowed for item in images) else "deny",
         len(images),
-        " | ".join(map(_image_fields, images)),
-    )
-
-
-def _image_fields(item: ImageDecision) -> str:
-    result = "allow" if item.allowed else "deny"
-    reason = "; ".join(item.reasons)
-    return (
-        f"image={item.image} policy={item.policy or '-'!r} result={result} "
-        f"digest={item.digest or '-'} reason={reason!r}"
+        " | ".join(item.log_fields for item in images),
     )
