@@ -107,3 +107,39 @@ class BoundedDict(Generic[K, V]):
     def clear(self) -> None:
         self._data.clear()
         self._bytes = 0
+
+
+class GenerationMemo(Generic[K, V]):
+    """Values derived from a source that numbers its versions (`generation`), kept only
+    while the source is at the version they were derived from, and bounded as BoundedDict.
+
+    Any change of the generation forgets every value at once: a value can never outlive
+    a change of what it was derived from, whatever part of the source changed.
+    """
+
+    def __init__(
+        self,
+        max_entries: int,
+        *,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._values: BoundedDict[K, V] = BoundedDict(max_entries, max_age=max_age, clock=clock)
+        self._generation: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _at(self, generation: int) -> BoundedDict[K, V]:
+        if generation != self._generation:
+            self._values.clear()
+            self._generation = generation
+        return self._values
+
+    def get(self, key: K, generation: int) -> V | None:
+        """The value derived for `key` at `generation`, or None."""
+        return self._at(generation).get(key)
+
+    def put(self, key: K, value: V, generation: int) -> None:
+        """Keep `value`, derived for `key` from the source at `generation`."""
+        self._at(generation).put(key, value)

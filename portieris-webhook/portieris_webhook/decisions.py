@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.policy.model import Policy
@@ -43,6 +43,16 @@ class DecisionKey:
     verifiers: tuple[str, ...]
     inputs: tuple[StateInput, ...]
     """What the verifiers read, sorted and without repeats."""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Hashed once: a key is looked up for every image of every admission.
+        object.__setattr__(
+            self, "_hash", hash((self.image, self.policy, self.verifiers, self.inputs))
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def decision_key(

@@ -9,13 +9,15 @@ JSON patch pinning digests) or one deny listing every failing image.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from portieris_webhook import outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
+from portieris_webhook.bounded import GenerationMemo
 from portieris_webhook.decisions import CachedAllow, DecisionCache, DecisionKey, decision_key
 from portieris_webhook.errors import (
     DenyKind,
@@ -23,7 +25,7 @@ from portieris_webhook.errors import (
     UncheckableObject,
     VerificationError,
 )
-from portieris_webhook.images import parse_image
+from portieris_webhook.images import ImageReference, parse_image
 from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.policy.matching import PolicyMatch, PolicySelection, find_policy
 from portieris_webhook.registry.credentials import pull_secret_names
@@ -32,6 +34,11 @@ from portieris_webhook.state import StateView
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, required_verifiers
 
 LOG = logging.getLogger("portieris_webhook.decision")
+
+PlanKey = tuple[str, str, tuple[str, ...]]
+"""(image as written, namespace, pull secret names)."""
+PLAN_MAX_AGE = 3600.0
+"""Seconds a plan is kept at most, though it is exact while the cluster state is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,16 @@ class ImageDecision:
     reason_kind: DenyKind | None = None
     """The category of a deny, for metrics."""
 
+    @functools.cached_property
+    def log_fields(self) -> str:
+        """How the decision log line names this image: policy, result, digest, reason."""
+        result = "allow" if self.allowed else "deny"
+        reason = "; ".join(self.reasons)
+        return (
+            f"image={self.image} policy={self.policy or '-'!r} result={result} "
+            f"digest={self.digest or '-'} reason={reason!r}"
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -52,6 +69,46 @@ class Decision:
     images: tuple[ImageDecision, ...] = ()
     summary: str = ""
     reason_kinds: tuple[DenyKind, ...] = field(default_factory=tuple)
+
+
+@dataclass(eq=False)
+class _Plan:
+    """What the cluster state says about an image that needs verifiers, in one namespace
+    with one list of pull secrets: its policy, the verifiers it needs and its decision
+    cache key. Derived from the state alone (never from one request's deadline)."""
+
+    image: str
+    reference: ImageReference
+    match: PolicyMatch
+    policy_name: str
+    active: tuple[Verifier, ...]
+    key: DecisionKey | None
+    _answered: tuple[CachedAllow, ImageDecision] | None = None
+    """The last cached allow this plan was answered with, and the decision made of it."""
+
+    def allowed_by(self, allow: CachedAllow) -> ImageDecision:
+        """The decision a cached allow makes for this image (the same object while the
+        decision cache answers with the same allow)."""
+        if self._answered is not None and self._answered[0] is allow:
+            return self._answered[1]
+        decision = ImageDecision(
+            self.image, True, self.policy_name, allow.digest, allow.patched_image, allow.reasons
+        )
+        self._answered = (allow, decision)
+        return decision
+
+    def to_verify(
+        self,
+        image: str,
+        namespace: str,
+        pull_secrets: tuple[str, ...],
+        deadline: float,
+        reads: ReadBudget,
+    ) -> _ToVerify:
+        check = ImageCheck(
+            self.reference, self.match.policy, namespace, pull_secrets, deadline, reads
+        )
+        return _ToVerify(image, check, self.match, self.active, self.key)
 
 
 @dataclass(frozen=True)
@@ -83,6 +140,13 @@ class Enforcer:
         self.verifiers = dict(verifiers)
         self.settings = settings
         self.decisions = decisions or DecisionCache(settings.decision_cache_max_entries)
+        self.plans: GenerationMemo[PlanKey, ImageDecision | _Plan] | None = (
+            GenerationMemo(settings.decision_cache_max_entries, max_age=PLAN_MAX_AGE)
+            if settings.decision_cache_max_entries > 0
+            else None
+        )
+        """Each image's policy, verifiers and decision key by (image, namespace, pull
+        secrets), as of one generation of the cluster state."""
 
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
@@ -157,8 +221,7 @@ class Enforcer:
         self, request: AdmissionRequest, spec: PodSpec, decisions: Mapping[str, ImageDecision]
     ) -> Decision:
         images = tuple(decisions.values())
-        for item in images:
-            _log_image(request, item)
+        _log_images(request, images)
         denied = [d for d in images if not d.allowed]
         if denied:
             lines = [f"image {d.image}: {'; '.join(d.reasons)}" for d in denied]
@@ -213,19 +276,27 @@ class Enforcer:
         secrets = tuple(
             pull_secret_names(self.state, namespace, spec.image_pull_secrets, spec.service_account)
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.verify_timeout
-        request_reads = ReadBudget(REQUEST_READ_BYTES, "one admission request")
         decided: dict[str, ImageDecision] = {}
-        to_verify: dict[str, _ToVerify] = {}
+        planned: dict[str, _Plan] = {}
         for image in distinct:
-            reads = request_reads.child(IMAGE_READ_BYTES, f"image {image}")
-            prepared = self._prepare(image, namespace, secrets, deadline, reads)
+            prepared = self._prepare(image, namespace, secrets)
             if isinstance(prepared, ImageDecision):
                 decided[image] = prepared
             else:
-                to_verify[image] = prepared
-        if to_verify:
+                planned[image] = prepared
+        if planned:
+            deadline = asyncio.get_running_loop().time() + self.settings.verify_timeout
+            request_reads = ReadBudget(REQUEST_READ_BYTES, "one admission request")
+            to_verify = {
+                image: plan.to_verify(
+                    image,
+                    namespace,
+                    secrets,
+                    deadline,
+                    request_reads.child(IMAGE_READ_BYTES, f"image {image}"),
+                )
+                for image, plan in planned.items()
+            }
             decided.update(await self._verify_all(to_verify))
         return {image: decided[image] for image in distinct}
 
@@ -282,21 +353,47 @@ class Enforcer:
         reads: ReadBudget | None = None,
     ) -> ImageDecision:
         """The decision on one image (policy, verifiers, decision cache)."""
-        prepared = self._prepare(image, namespace, pull_secrets, deadline, reads)
+        prepared = self._prepare(image, namespace, pull_secrets)
         if isinstance(prepared, ImageDecision):
             return prepared
-        return await self._verify(prepared)
+        reads = reads or ReadBudget(IMAGE_READ_BYTES, f"image {image}")
+        return await self._verify(
+            prepared.to_verify(image, namespace, pull_secrets, deadline, reads)
+        )
 
     def _prepare(
-        self,
-        image: str,
-        namespace: str,
-        pull_secrets: tuple[str, ...],
-        deadline: float,
-        reads: ReadBudget | None,
-    ) -> ImageDecision | _ToVerify:
-        """Everything decided without waiting: the decision if that settles it, else what is
-        left to verify."""
+        self, image: str, namespace: str, pull_secrets: tuple[str, ...]
+    ) -> ImageDecision | _Plan:
+        """Everything decided without waiting: the decision if that settles it (the cluster
+        state alone, or a passed check the decision cache holds), else what to verify."""
+        plan = self._plan(image, namespace, pull_secrets)
+        if isinstance(plan, ImageDecision):
+            return plan
+        if plan.key is not None:
+            cached = self.decisions.get(plan.key, self._holds)
+            if cached is not None:
+                return plan.allowed_by(cached)
+        return plan
+
+    def _plan(
+        self, image: str, namespace: str, pull_secrets: tuple[str, ...]
+    ) -> ImageDecision | _Plan:
+        """What the cluster state says about `image`, remembered while the state's generation
+        stays (`plans`): a change to any policy, secret or service account forgets it all."""
+        generation = self.state.generation()
+        memo_key = (image, namespace, pull_secrets)
+        if self.plans is not None:
+            remembered = self.plans.get(memo_key, generation)
+            if remembered is not None:
+                return remembered
+        plan = self._derive_plan(image, namespace, pull_secrets)
+        if self.plans is not None:
+            self.plans.put(memo_key, plan, generation)
+        return plan
+
+    def _derive_plan(
+        self, image: str, namespace: str, pull_secrets: tuple[str, ...]
+    ) -> ImageDecision | _Plan:
         try:
             reference = parse_image(image)
         except PortierisError as exc:
@@ -321,29 +418,23 @@ class Enforcer:
             return ImageDecision(
                 image, False, policy_name, reasons=reasons, reason_kind=DenyKind.VERIFIER_MISSING
             )
-        if reads is None:
-            reads = ReadBudget(IMAGE_READ_BYTES, f"image {image}")
-        check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline, reads)
-        active = [self.verifiers[name] for name in sorted(required)]
+        active = tuple(self.verifiers[name] for name in sorted(required))
+        # What the verifiers read depends on the image, policy, namespace and pull secrets
+        # and the cluster state, never on the deadline or the read budget of one request.
+        check = ImageCheck(reference, match.policy, namespace, pull_secrets, deadline=0.0)
         key = self._decision_key(check, active)
-        if key is not None:
-            cached = self.decisions.get(key, self._holds)
-            if cached is not None:
-                return ImageDecision(
-                    image, True, policy_name, cached.digest, cached.patched_image, cached.reasons
-                )
-        return _ToVerify(image, check, match, tuple(active), key)
+        return _Plan(image, reference, match, policy_name, active, key)
 
     async def _verify(self, item: _ToVerify) -> ImageDecision:
         """Run the verifiers of `item` and combine their verdicts; keep an allow for reuse."""
         check, active = item.check, list(item.active)
         outcomes = await asyncio.gather(*(v.verify(check) for v in active), return_exceptions=True)
-        decision = self._combine(item.image, check.image.digest, item.match, active, outcomes)
+        decision = self._combine(item.image, check.image, item.match, active, outcomes)
         if item.key is not None and decision.allowed:
             self._remember(item.key, decision, check, active, outcomes)
         return decision
 
-    def _decision_key(self, check: ImageCheck, active: list[Verifier]) -> DecisionKey | None:
+    def _decision_key(self, check: ImageCheck, active: Sequence[Verifier]) -> DecisionKey | None:
         """The decision cache key of `check`, or None if it is off or a verifier is opaque."""
         if not self.decisions.enabled:
             return None
@@ -383,7 +474,7 @@ class Enforcer:
     def _combine(
         self,
         image: str,
-        requested_digest: str | None,
+        check_image: ImageReference,
         match: PolicyMatch,
         active: list[Verifier],
         outcomes: list[Verdict | BaseException],
@@ -418,6 +509,7 @@ class Enforcer:
                 reason_kind=DenyKind.DIGEST_DISAGREEMENT,
             )
         digest = digests.pop() if digests else None
+        requested_digest = check_image.digest
         if requested_digest and digest and digest != requested_digest:
             return ImageDecision(
                 image,
@@ -428,19 +520,21 @@ class Enforcer:
             )
         patched = None
         if digest and match.policy.mutate_image:
-            patched = parse_image(image).pinned(digest)
+            patched = check_image.pinned(digest)
         detail = tuple(v.detail for v in verdicts if v.detail)
         return ImageDecision(image, True, policy_name, digest, patched, detail)
 
 
-def _log_image(request: AdmissionRequest, item: ImageDecision) -> None:
+def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...]) -> None:
+    """One line for the admission, naming each image with its policy, result, digest and
+    reason: one record, not one per image, as a record costs more than the cached check."""
+    if not LOG.isEnabledFor(logging.INFO):
+        return
     LOG.info(
-        "namespace=%s object=%s image=%s policy=%r result=%s digest=%s reason=%r",
+        "namespace=%s object=%s result=%s images=%d: %s",
         request.namespace,
         request.display_name,
-        item.image,
-        item.policy or "-",
-        "allow" if item.allowed else "deny",
-        item.digest or "-",
-        "; ".join(item.reasons),
+        "allow" if all(item.allowed for item in images) else "deny",
+        len(images),
+        " | ".join(item.log_fields for item in images),
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import functools
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +39,22 @@ class Secret:
     type: str
     data: Mapping[str, bytes]
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the type and data, over length-prefixed parts so no two different
+        contents collide: computed once per stored version (a change stores a new object)."""
+        hasher = hashlib.sha256()
+        for part in self._parts():
+            hasher.update(len(part).to_bytes(8, "big"))
+            hasher.update(part)
+        return hasher.hexdigest()
+
+    def _parts(self) -> Iterator[bytes]:
+        yield self.type.encode()
+        for key in sorted(self.data):
+            yield key.encode()
+            yield self.data[key]
+
 
 @dataclass(frozen=True)
 class ServiceAccount:
@@ -49,6 +67,11 @@ class StateView(Protocol):
     """What the request path may ask of the cluster."""
 
     def is_ready(self) -> bool: ...
+
+    def generation(self) -> int:
+        """A number that changes whenever a policy, secret or service account changes:
+        whatever is derived from those alone may be reused while it stays the same."""
+        ...
 
     def image_policies(self) -> list[PolicyObject]:
         """Every valid ImagePolicy, of every namespace."""
@@ -69,6 +92,8 @@ class StateView(Protocol):
         ...
 
 
+READ_BY_REQUESTS = frozenset({*POLICY_KINDS, "Secret", "ServiceAccount"})
+"""The kinds whose every change moves MemoryState.generation (owners are looked up apart)."""
 PolicyKey = tuple[str, str | None, str]
 ObjectKey = tuple[str, str, str, str]
 """An object by API group, kind, namespace, name."""
@@ -87,10 +112,14 @@ class MemoryState:
         self._service_accounts: dict[tuple[str, str], ServiceAccount] = {}
         self._objects: dict[ObjectKey, Mapping[str, Any]] = {}
         self._ready = False
+        self._generation = 0
 
     # --- readers -----------------------------------------------------------
     def is_ready(self) -> bool:
         return self._ready
+
+    def generation(self) -> int:
+        return self._generation
 
     def image_policies(self) -> list[PolicyObject]:
         return [p for (kind, _, _), p in self._policies.items() if kind == IMAGE_POLICY]
@@ -128,6 +157,8 @@ class MemoryState:
             raise ValueError(f"watch event {event!r} is not one of {', '.join(WATCH_EVENTS)}")
         kind = str(obj.get("kind"))
         deleted = event == DELETED
+        if kind in READ_BY_REQUESTS:
+            self._generation += 1  # first: a refused object still forgets what it replaces
         if kind in POLICY_KINDS:
             self._apply_policy(obj, deleted)
         elif kind == "Secret":
@@ -154,6 +185,8 @@ class MemoryState:
 
     def clear(self, kind: str) -> None:
         """Forget every object of `kind` (before a full relist from the API server)."""
+        if kind in READ_BY_REQUESTS:
+            self._generation += 1
         if kind in POLICY_KINDS:
             for store in (self._policies, self._invalid):
                 for key in [k for k in store if k[0] == kind]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -30,7 +29,7 @@ from portieris_webhook.registry.credentials import (
     credentials_identity,
 )
 from portieris_webhook.settings import Settings
-from portieris_webhook.state import Secret, StateView
+from portieris_webhook.state import StateView
 
 
 def _trust_enabled(policy: Policy) -> bool:
@@ -110,26 +109,10 @@ class StateInput:
     """sha256 (hex) of the content, or ABSENT."""
 
 
-def _digest(parts: Iterable[bytes]) -> str:
-    """sha256 over length-prefixed parts, so no two different sequences collide."""
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(len(part).to_bytes(8, "big"))
-        hasher.update(part)
-    return hasher.hexdigest()
-
-
-def _secret_parts(secret: Secret) -> Iterable[bytes]:
-    yield secret.type.encode()
-    for key in sorted(secret.data):
-        yield key.encode()
-        yield secret.data[key]
-
-
 def secret_input(state: StateView, namespace: str, name: str) -> StateInput:
     """The secret `namespace/name` as a check reads it (ABSENT if there is none)."""
     secret = state.secret(namespace, name)
-    fingerprint = ABSENT if secret is None else _digest(_secret_parts(secret))
+    fingerprint = ABSENT if secret is None else secret.fingerprint
     return StateInput(SECRET, namespace, name, fingerprint)
 
 
@@ -169,7 +152,10 @@ class Verifier(abc.ABC):
 
         Besides the image as written, the policy and the settings, a verdict may depend
         only on what this names (a namespace matters only through the inputs named in it).
-        None, the default, makes this verifier's verdicts uncacheable.
+        None, the default, makes this verifier's verdicts uncacheable. The enforcer asks
+        once per image, policy, namespace and pull secrets and reuses the answer until the
+        cluster state changes (StateView.generation), so it must depend on nothing else
+        (not on the check's deadline or read budget, not on the time).
         """
         return None
 

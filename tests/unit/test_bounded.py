@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portieris_webhook.bounded import BoundedDict
+from portieris_webhook.bounded import BoundedDict, GenerationMemo
 
 
 def test_keeps_at_most_max_entries_and_returns_what_it_dropped() -> None:
@@ -95,3 +95,29 @@ def test_age_is_the_time_since_an_entry_was_stored() -> None:
     clock.now = 7.0
     assert cache.get("a") == 1  # a use does not make it younger
     assert cache.age("a") == 7.0
+
+
+def test_a_generation_memo_answers_only_at_the_generation_a_value_was_derived_from() -> None:
+    memo: GenerationMemo[str, int] = GenerationMemo(4)
+    memo.put("a", 1, generation=7)
+    assert memo.get("a", 7) == 1
+    assert memo.get("a", 8) is None
+    assert memo.get("a", 7) is None  # a newer generation was seen: everything was forgotten
+    assert len(memo) == 0
+
+
+def test_a_value_derived_at_an_older_generation_is_not_answered_at_the_newer_one() -> None:
+    memo: GenerationMemo[str, int] = GenerationMemo(4)
+    memo.put("new", 2, generation=8)
+    memo.put("old", 1, generation=7)
+    assert memo.get("old", 8) is None and memo.get("new", 8) is None
+
+
+def test_a_generation_memo_is_bounded_in_entries_and_age() -> None:
+    clock = Clock()
+    memo: GenerationMemo[int, int] = GenerationMemo(2, max_age=10.0, clock=clock)
+    for key in range(3):
+        memo.put(key, key, generation=1)
+    assert memo.get(0, 1) is None and memo.get(2, 1) == 2
+    clock.now += 10.0
+    assert memo.get(2, 1) is None

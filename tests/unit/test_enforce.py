@@ -124,6 +124,20 @@ async def test_deny_lists_every_failing_image_with_its_reason():
     assert "image good/a" not in message
 
 
+async def test_one_log_line_names_every_image_with_its_policy_result_and_reason(caplog):
+    state = memory_state(cluster_policy("c", ("good/*", ACCEPT), ("bad/*", REJECT)))
+    obj = workload("Pod", pod_spec("good/a", "bad/b", "good/a"), name="web")
+    with caplog.at_level("INFO", logger="portieris_webhook.decision"):
+        await decide(make_enforcer(state), obj)
+    [record] = [r for r in caplog.records if r.name == "portieris_webhook.decision"]
+    line = record.getMessage()
+    assert line.startswith("namespace=default object=Pod/web result=deny images=2: ")
+    good, bad = line.split(": ", 1)[1].split(" | ")
+    assert good.startswith("image=good/a policy=\"ClusterImagePolicy c repository 'good/*'\"")
+    assert "result=allow digest=- reason=" in good
+    assert bad.startswith("image=bad/b ") and "result=deny" in bad and "'reject'" in bad
+
+
 @pytest.mark.parametrize("field", ["init", "ephemeral"])
 async def test_init_and_ephemeral_containers_are_checked(field):
     state = memory_state(cluster_policy("c", ("good/*", {}), ("bad/*", REJECT)))

@@ -9,7 +9,7 @@ import pytest
 
 from portieris_webhook.decisions import DecisionCache
 from portieris_webhook.enforce import Enforcer
-from portieris_webhook.errors import VerificationError
+from portieris_webhook.errors import InvalidPolicy, VerificationError
 from portieris_webhook.http_client import HttpClient
 from portieris_webhook.settings import Settings
 from portieris_webhook.state import DELETED, MODIFIED, MemoryState
@@ -19,6 +19,7 @@ from portieris_webhook.verifiers import (
     Verdict,
     Verifier,
     VerifierContext,
+    pull_credentials_input,
     secret_input,
 )
 
@@ -30,7 +31,7 @@ from tests.builders import (
     request_for,
     workload,
 )
-from tests.fixtures.simple_helpers import secret
+from tests.fixtures.simple_helpers import pull_secret, secret
 
 DIGEST = "sha256:" + "a" * 64
 TRUST = {"trust": {"enabled": True, "signerSecrets": [{"name": "alice"}]}}
@@ -284,3 +285,96 @@ async def test_a_verifier_failing_to_say_what_it_reads_is_run_and_not_cached():
     second = await decide(enforcer)
     assert first.allowed and second.allowed
     assert verifier.checks == 2
+
+
+# --- what the cluster state says about an image (policy, verifiers, decision key) is
+# remembered per state generation: every change below must be seen by the very next request
+
+
+async def test_a_rule_added_after_an_image_was_decided_governs_the_next_request():
+    state = state_with()
+    enforcer, verifier, _ = make(state)
+    await decide(enforcer)
+    state.apply(MODIFIED, cluster_policy("c", ("reg.io/*", TRUST), ("reg.io/app:*", {})))
+    decision = await decide(enforcer)
+    assert decision.allowed and decision.reasons == ("policy requires no checks",)
+    assert "reg.io/app:*" in decision.policy and verifier.checks == 1
+
+
+async def test_the_first_image_policy_of_a_namespace_replaces_the_cluster_policies_at_once():
+    state = state_with()
+    enforcer, _, _ = make(state)
+    assert (await decide(enforcer)).allowed
+    state.apply(MODIFIED, image_policy("p", "default", ("other.io/*", {})))
+    decision = await decide(enforcer)
+    assert not decision.allowed and "no ImagePolicy in namespace" in decision.reasons[0]
+
+
+async def test_a_policy_turned_invalid_denies_the_next_request():
+    state = state_with()
+    enforcer, _, _ = make(state)
+    await decide(enforcer)
+    with pytest.raises(InvalidPolicy):
+        state.apply(MODIFIED, cluster_policy("c", ("reg.io/*", {"vulnerability": {}})))
+    decision = await decide(enforcer)
+    assert not decision.allowed and "invalid" in decision.reasons[0]
+
+
+async def test_a_denied_image_is_allowed_once_a_policy_for_it_appears():
+    state = state_with()
+    enforcer, _, _ = make(state)
+    assert not (await decide(enforcer, "other.io/app:1")).allowed
+    state.apply(MODIFIED, cluster_policy("c", ("reg.io/*", TRUST), ("other.io/*", {})))
+    assert (await decide(enforcer, "other.io/app:1")).allowed
+
+
+async def test_the_same_image_in_two_namespaces_gets_each_namespace_policy():
+    state = memory_state(
+        cluster_policy("c", ("reg.io/*", TRUST)),
+        image_policy("p", "open", ("reg.io/*", {})),
+        alice(),
+    )
+    enforcer, verifier, _ = make(state)
+    for _ in range(2):
+        assert (await decide(enforcer, namespace="open")).reasons == ("policy requires no checks",)
+        assert (await decide(enforcer, namespace="default")).reasons == ("signed",)
+    assert verifier.checks == 1
+
+
+def regcred(name: str, password: str) -> dict[str, Any]:
+    obj = pull_secret(name, "reg.io", "user", password)
+    obj["metadata"]["namespace"] = "default"
+    return obj
+
+
+class PullReadingVerifier(ReadingVerifier):
+    """Reads the pull credentials for the image's registry too, as the real plugins do."""
+
+    def inputs(self, check: ImageCheck) -> tuple[StateInput, ...]:
+        return (*super().inputs(check), pull_credentials_input(self.context.state, check))
+
+
+async def test_rotating_a_pull_secret_runs_the_check_again():
+    state = state_with(regcred("regcred", "one"))
+    settings = Settings()
+    verifier = PullReadingVerifier(VerifierContext(settings, state, HttpClient(None)))
+    enforcer = Enforcer(state, {"trust": verifier}, settings)
+    obj = workload("Pod", pod_spec("reg.io/app:1", pull_secrets=("regcred",)))
+    await enforcer.decide(request_for(obj))
+    await enforcer.decide(request_for(obj))
+    assert verifier.checks == 1
+    state.apply(MODIFIED, regcred("regcred", "two"))
+    await enforcer.decide(request_for(obj))
+    assert verifier.checks == 2
+
+
+async def test_a_service_account_naming_other_pull_secrets_runs_the_check_again():
+    account = {"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "default"}}
+    state = state_with(regcred("one", "1"), regcred("two", "2"), account)
+    settings = Settings()
+    verifier = PullReadingVerifier(VerifierContext(settings, state, HttpClient(None)))
+    enforcer = Enforcer(state, {"trust": verifier}, settings)
+    for names, checks in ((["one"], 1), (["one"], 1), (["two"], 2)):
+        state.apply(MODIFIED, {**account, "imagePullSecrets": [{"name": n} for n in names]})
+        await decide(enforcer)
+        assert verifier.checks == checks

@@ -151,3 +151,33 @@ async def test_clear_forgets_every_object_of_one_kind_and_nothing_else():
     assert await state.owner_images("team", OWNER) is None
     assert state.secret("team", "s") is not None
     assert state.service_account("team", "sa") is not None
+
+
+@pytest.mark.parametrize("kind", ["ImagePolicy", "ClusterImagePolicy", "Secret", "ServiceAccount"])
+def test_every_change_to_what_requests_read_moves_the_generation(kind):
+    first, _, second, _, _ = VERSIONS[kind]
+    state = MemoryState()
+    seen = [state.generation()]
+    for event, obj in ((ADDED, first), (MODIFIED, second), (DELETED, second)):
+        state.apply(event, obj)
+        seen.append(state.generation())
+    state.clear(kind)
+    seen.append(state.generation())
+    assert len(set(seen)) == len(seen)
+
+
+def test_a_refused_object_moves_the_generation_too():
+    state = MemoryState()
+    state.apply(ADDED, secret("one"))
+    before = state.generation()
+    with pytest.raises(ManifestError):
+        state.apply(MODIFIED, {**secret("x"), "data": {"k": "not base64!"}})
+    assert state.generation() != before
+
+
+def test_owners_do_not_move_the_generation():
+    state = MemoryState()
+    before = state.generation()
+    state.apply(ADDED, replicaset("a/x:1"))
+    state.clear("ReplicaSet")
+    assert state.generation() == before

@@ -58,7 +58,7 @@ class AdmissionResponse:
         if self.patch:
             ops = [{"op": "replace", "path": p.path, "value": p.value} for p in self.patch]
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+            response["patch"] = base64.b64encode(dump_json(ops)).decode()
         if not self.allowed:
             response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
         elif self.message:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
 
@@ -104,6 +104,11 @@ def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
     return PodSpec(tuple(images), reader.pull_secrets(spec), account or None)
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    # A decoded document holds dicts: the abstract-class check only for anything else.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 @dataclass(frozen=True)
 class _SpecReader:
     """Reads a pod spec, checking the JSON type of every field it uses.
@@ -119,7 +124,7 @@ class _SpecReader:
         return InvalidAdmissionReview(f"{self.where}{'.' if field else ''}{field} is not {what}")
 
     def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
+        if not _is_mapping(value):
             raise self._invalid(field, "an object")
         return value
 
@@ -130,7 +135,10 @@ class _SpecReader:
             return []
         if not isinstance(value, list):
             raise self._invalid(field, "a list")
-        return [self.mapping(item, f"{field}[{index}]") for index, item in enumerate(value)]
+        for index, item in enumerate(value):
+            if not _is_mapping(item):
+                raise self._invalid(f"{field}[{index}]", "an object")
+        return value
 
     def string(self, data: Mapping[str, Any], key: str, field: str = "") -> str:
         """`data[key]`, which must be a string; "" when absent or null."""

@@ -10,26 +10,26 @@ over either proves the signer signed this value; `candidates` yields both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from portieris_webhook.trust.errors import MetadataError
 
 _GO_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_GO_HTML_ESCAPES = {"<", ">", "&", "\u2028", "\u2029"}
+
+
+_GO_ESCAPED = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+"""Every character Go's encoder escapes: the short escapes, other controls, HTML and U+2028/9."""
+
+
+def _go_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _GO_SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def _go_string(text: str) -> str:
-    out = ['"']
-    for char in text:
-        if char in _GO_SHORT_ESCAPES:
-            out.append(_GO_SHORT_ESCAPES[char])
-        elif char < " " or char in _GO_HTML_ESCAPES:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    return '"' + _GO_ESCAPED.sub(_go_escape, text) + '"'
 
 
 def _olpc_string(text: str) -> str:
@@ -86,6 +86,8 @@ def candidates(value: Any) -> Iterator[bytes]:
     """The byte strings a notary signature over `value` may cover: Go form, then OLPC if different."""
     go_form = encode_canonical(value, go_escaping=True)
     yield go_form
+    if b"\\" not in go_form:
+        return  # no string needed escaping in either form, so they are the same bytes
     olpc_form = encode_canonical(value)
     if olpc_form != go_form:
         yield olpc_form

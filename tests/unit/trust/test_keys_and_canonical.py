@@ -35,6 +35,33 @@ def test_go_escaping_is_offered_when_it_differs():
     assert forms == [b'{"path":"a\\u003cb\\u003e\\u0026c"}', b'{"path":"a<b>&c"}']
 
 
+def go_escaped(char: str) -> str:
+    """How Go's encoding/json (notary's canonical fork) writes one character in a string."""
+    short = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in short:
+        return short[char]
+    if char < " " or char in "<>&\u2028\u2029":
+        return f"\\u{ord(char):04x}"
+    return char
+
+
+def test_go_escaping_escapes_exactly_what_go_escapes():
+    chars = [chr(c) for c in [*range(0x80), 0xE9, 0x2027, 0x2028, 0x2029, 0x202A, 0x2713]]
+    for char in chars:
+        expected = f'{{"k":"a{go_escaped(char)}b"}}'.encode()
+        assert next(candidates({"k": f"a{char}b"})) == expected, repr(char)
+
+
+@pytest.mark.parametrize(
+    ("text", "forms"),
+    [("plain é✓", 1), ('quote " and back \\ slash', 1), ("control \x01", 2), ("tag <b>", 2)],
+)
+def test_the_olpc_form_is_offered_only_when_it_is_other_bytes(text, forms):
+    found = list(candidates({"k": text}))
+    assert len(found) == forms
+    assert found[-1] == encode_canonical({"k": text})
+
+
 def test_floats_have_no_canonical_form():
     with pytest.raises(MetadataError, match="float"):
         encode_canonical({"x": 1.5})
