@@ -74,6 +74,7 @@ test: $(STAMP) system-deps controlplane crds stx-app debs image lint
 
 bench: $(STAMP) system-deps
 	$(VENV)/bin/python bench/bench_admission.py
+	$(VENV)/bin/python bench/bench_decide.py
 	$(VENV)/bin/python bench/bench_trust.py
 	$(VENV)/bin/python bench/bench_simple.py
 	$(VENV)/bin/python bench/fuzz.py
