@@ -39,6 +39,9 @@ PlanKey = tuple[str, str, tuple[str, ...]]
 """(image as written, namespace, pull secret names)."""
 PLAN_MAX_AGE = 3600.0
 """Seconds a plan is kept at most, though it is exact while the cluster state is unchanged."""
+PLAN_MAX_IMAGE_CHARS = 1024
+"""Longer image strings (no valid reference is) are decided each time, never remembered, so
+the memo holds at most this much text per entry whatever a request carries."""
 
 
 @dataclass(frozen=True)
@@ -380,15 +383,15 @@ class Enforcer:
     ) -> ImageDecision | _Plan:
         """What the cluster state says about `image`, remembered while the state's generation
         stays (`plans`): a change to any policy, secret or service account forgets it all."""
+        if self.plans is None or len(image) > PLAN_MAX_IMAGE_CHARS:
+            return self._derive_plan(image, namespace, pull_secrets)
         generation = self.state.generation()
         memo_key = (image, namespace, pull_secrets)
-        if self.plans is not None:
-            remembered = self.plans.get(memo_key, generation)
-            if remembered is not None:
-                return remembered
+        remembered = self.plans.get(memo_key, generation)
+        if remembered is not None:
+            return remembered
         plan = self._derive_plan(image, namespace, pull_secrets)
-        if self.plans is not None:
-            self.plans.put(memo_key, plan, generation)
+        self.plans.put(memo_key, plan, generation)
         return plan
 
     def _derive_plan(

@@ -378,3 +378,16 @@ async def test_a_service_account_naming_other_pull_secrets_runs_the_check_again(
         state.apply(MODIFIED, {**account, "imagePullSecrets": [{"name": n} for n in names]})
         await decide(enforcer)
         assert verifier.checks == checks
+
+
+async def test_an_overlong_image_string_is_decided_but_never_remembered():
+    """No valid reference is over 1 KiB; remembering such strings would let requests of
+    up to 3 MiB fill the plan memo with gigabytes."""
+    enforcer, _, _ = make(state_with())
+    assert enforcer.plans is not None
+    huge = "reg.io/" + "a" * 200_000 + ":1"
+    decision = await decide(enforcer, huge)
+    assert not decision.allowed
+    assert len(enforcer.plans) == 0
+    await decide(enforcer)
+    assert len(enforcer.plans) == 1
