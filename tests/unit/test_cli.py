@@ -228,6 +228,18 @@ def test_verify_explains_allow_and_deny():
     assert "reason: simple: simple signing requirement 1 is 'reject'" in denied.stdout
 
 
+def _curl(ca_dir):
+    """curl trusting the test CA written in `ca_dir`, sending JSON."""
+    return [
+        "curl",
+        "-sS",
+        "--cacert",
+        str(ca_dir / "ca.crt"),
+        "-H",
+        "Content-Type: application/json",
+    ]
+
+
 def test_serve_runs_on_the_examples_and_stops_on_sigterm(tmp_path):
     ca = TestCA.create()
     ca.write(tmp_path)
@@ -256,14 +268,7 @@ def test_serve_runs_on_the_examples_and_stops_on_sigterm(tmp_path):
         env={**os.environ},
     )
     try:
-        curl = [
-            "curl",
-            "-sS",
-            "--cacert",
-            str(tmp_path / "ca.crt"),
-            "-H",
-            "Content-Type: application/json",
-        ]
+        curl = _curl(tmp_path)
         deadline = time.monotonic() + 30
         while True:
             probe = subprocess.run(
@@ -311,14 +316,7 @@ def test_serve_keeps_answering_for_the_shutdown_delay_while_saying_it_is_not_rea
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    curl = [
-        "curl",
-        "-sS",
-        "--cacert",
-        str(tmp_path / "ca.crt"),
-        "-H",
-        "Content-Type: application/json",
-    ]
+    curl = _curl(tmp_path)
     readiness = [*curl, f"https://127.0.0.1:{port}/health/readiness"]
     admit = [
         *curl, "--data-binary", f"@{EXAMPLES / 'reviews' / 'pod-denied.json'}",
