@@ -72,29 +72,45 @@ async def warm(
             used = (time.process_time() - started) / args.rounds
             print(f"warm {name:24} {used * 1e6:7.1f} us CPU per decision", flush=True)
             if profile:
-                text = io.StringIO()
-                pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
-                print(text.getvalue())
+                print_profile(profile)
 
 
-async def cold(settings: Settings, manifests: Path, body: bytes) -> tuple[float, float]:
+async def cold(
+    settings: Settings, manifests: Path, body: bytes, profile: cProfile.Profile | None
+) -> tuple[float, float]:
     """(wall ms, CPU ms) of a fresh Enforcer's first decision of `body`."""
     state = load_manifests([str(manifests)])
     async with enforcer_for(state, settings) as enforcer:
         wall, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profile.enable()
         await answer(enforcer, Metrics(), body)
+        if profile:
+            profile.disable()
         return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def print_profile(profile: cProfile.Profile) -> None:
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+    print(text.getvalue())
 
 
 async def measure(
     settings: Settings, manifests: Path, bodies: dict[str, bytes], args: argparse.Namespace
 ) -> None:
-    await warm(settings, manifests, bodies, args)
+    if not args.cold_only:
+        await warm(settings, manifests, bodies, args)
     for name in ("1-image trust", f"{fixtures.POD_IMAGES}-image pod"):
-        runs = [await cold(settings, manifests, bodies[name]) for _ in range(args.cold_rounds)]
+        profile = cProfile.Profile() if args.profile else None
+        runs = [
+            await cold(settings, manifests, bodies[name], profile) for _ in range(args.cold_rounds)
+        ]
         wall = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
         print(f"cold {name:24} {wall:7.1f} ms wall, {cpu:5.1f} ms CPU (median)", flush=True)
+        if profile:
+            print_profile(profile)
 
 
 def main() -> None:
@@ -102,6 +118,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5000, help="decisions per warm scenario")
     parser.add_argument("--cold-rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of each")
+    parser.add_argument("--cold-only", action="store_true", help="only the cold pods")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     try:

@@ -256,6 +256,16 @@ COMMANDS: dict[str, tuple[Handler, tuple[Sequence[cfg.Opt], ...]]] = {
 }
 
 
+def loop_factory(conf: cfg.ConfigOpts) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a command runs on: uvloop's for `serve --event-loop uvloop` (the
+    default), the standard library's for everything else."""
+    if "event_loop" not in conf or conf.event_loop != "uvloop":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -276,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # oslo.config's argument parser exits 1 on a bad option value, which `verify`
             # uses for "denied": unusable input is 2, whoever refuses it (--help exits 0).
             return 0 if exc.code in (0, None) else 2
-        result = asyncio.run(handler(conf))
+        with asyncio.Runner(loop_factory=loop_factory(conf)) as runner:
+            result = runner.run(handler(conf))
     except (cfg.Error, PortierisError) as exc:
         print(f"portieris-webhook {command}: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ dropped is counted and summarised, never logged one by one.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import enum
 import logging
 import resource
@@ -27,9 +28,9 @@ import ssl
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -146,8 +147,7 @@ class Connections:
             connection = self._by_handler.get(request.protocol)
             if connection is None:
                 return await handler(request)
-            connection.request_started()
-            request.content.on_eof(connection.body_complete)
+            connection.request_started(request.content)
             try:
                 response = await handler(request)
                 if self.draining:
@@ -197,8 +197,9 @@ class _Accepted(asyncio.Protocol):
     ) -> None:
         self.owner, self.handlers, self.tls = owner, handlers, tls
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, base)
         if not self.owner._has_room():
             transport.abort()
             return
@@ -208,9 +209,6 @@ class _Accepted(asyncio.Protocol):
             transport.set_protocol(connection)
             connection.connection_made(transport)
         else:
-            # Nothing may be read before the TLS layer is in place (start_tls pauses
-            # too, but only once its task runs, after the socket may have been read).
-            transport.pause_reading()
             connection.start_tls(self.tls)
 
 
@@ -232,9 +230,11 @@ class _Connection(asyncio.Protocol):
         """Fires at or before `_deadline`; kept across phases and moved only when a phase
         must end sooner, so a busy keep-alive connection does not set and cancel timers on
         every request."""
-        self._early: list[bytes] = []
         self._handshake: asyncio.Task[None] | None = None
         """The TLS handshake task, held here: the event loop keeps only a weak reference."""
+        self._body: StreamReader | None = None
+        """The body of the latest request, which aiohttp may still be reading (it reads
+        what an answered request left unread, for up to 10 s) when the connection ends."""
 
     # --- phases ------------------------------------------------------------------
     def _enter(self, phase: Phase, timeout: float | None = None) -> None:
@@ -267,9 +267,11 @@ class _Connection(asyncio.Protocol):
             self.owner.dropped.count("slow-request")
             self.abort()
 
-    def request_started(self) -> None:
+    def request_started(self, body: StreamReader) -> None:
         if self.phase is Phase.IDLE:
             self._enter(Phase.READING, self.limits.request_read_timeout)
+        self._body = body
+        body.on_eof(self.body_complete)
 
     def body_complete(self) -> None:
         if self.phase is Phase.READING:
@@ -287,53 +289,57 @@ class _Connection(asyncio.Protocol):
 
     # --- TLS -----------------------------------------------------------------------
     def start_tls(self, context: ssl.SSLContext) -> None:
-        self._handshake = asyncio.ensure_future(self._upgrade(context))
+        """Put the loop's TLS layer between the socket and this connection, at once.
 
-    async def _upgrade(self, context: ssl.SSLContext) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        Done here, in the accepting protocol's connection_made, because uvloop starts
+        reading a socket when that returns, whatever it paused: the ClientHello must
+        find the TLS layer in place (loop.start_tls would install it a task later, and
+        the bytes read before would be lost). The TLS layer calls connection_made with
+        its own transport once the handshake is done.
+        """
+        handshake = self._loop.create_future()
+        layer = _tls_protocol_class(self._loop)(
+            self._loop,
+            self,
+            context,
+            handshake,
+            server_side=True,
+            ssl_handshake_timeout=self.limits.handshake_timeout,
+            ssl_shutdown_timeout=self.limits.handshake_timeout,
+        )
+        self.raw.set_protocol(layer)
+        layer.connection_made(self.raw)
+        self._handshake = asyncio.ensure_future(self._handshake_done(handshake))
+
+    async def _handshake_done(self, handshake: asyncio.Future[None]) -> None:
+        """Count and forget a connection whose handshake failed or ran out of time."""
+        started = self._loop.time()
         try:
-            transport = await loop.start_tls(
-                self.raw,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=self.limits.handshake_timeout,
-                ssl_shutdown_timeout=self.limits.handshake_timeout,
-            )
+            await handshake
         except Exception as exc:  # a failed or abandoned handshake, whatever the error
             # ConnectionAbortedError is how asyncio ends a handshake that ran out of time.
             timed_out = isinstance(exc, ConnectionAbortedError)
-            if timed_out or loop.time() - started >= self.limits.handshake_timeout:
+            if timed_out or self._loop.time() - started >= self.limits.handshake_timeout:
                 self.owner.dropped.count("handshake-timeout")
             else:
                 self.owner.dropped.count("handshake-failed")
+            self.raw.abort()
             self.phase = Phase.CLOSED
             self.owner._forget(self)
-            return
         finally:
             self._handshake = None
-        if transport is None or transport.is_closing():
-            self.phase = Phase.CLOSED
-            self.owner._forget(self)
-            return
-        self.connection_made(transport)
 
     # --- asyncio.Protocol (the application side of the TLS layer, or the socket) --
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)
         self.transport = transport
         self.handler = self.handlers()
         self.owner._attached(self, self.handler)
         self.handler.connection_made(transport)
         self._enter(Phase.IDLE, self.limits.idle_timeout)
-        early, self._early = self._early, []
-        for data in early:
-            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self.handler is None:  # decrypted before start_tls() returned
-            self._early.append(data)
+        if self.handler is None:  # the TLS layer delivers nothing before connection_made
             return
         if self.phase is Phase.IDLE:
             self._enter(Phase.READING, self.limits.request_read_timeout)
@@ -347,6 +353,11 @@ class _Connection(asyncio.Protocol):
         self.owner._forget(self)
         if self.handler is not None:
             self.handler.connection_lost(exc)
+        if self._body is not None:
+            # On uvloop nothing else ends aiohttp's read of an unread body: its handler
+            # (and the TLS layer's buffers) would live on until that read gives up.
+            self._body.feed_eof()
+            self._body = None
 
     def pause_writing(self) -> None:
         if self.handler is not None:
@@ -355,6 +366,18 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.handler is not None:
             self.handler.resume_writing()
+
+
+def _tls_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """The server-side TLS protocol of `loop`'s own implementation: uvloop's compiled one
+    on a uvloop loop (what its create_server(ssl=...) uses), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.sslproto.SSLProtocol
+    if isinstance(loop, uvloop.Loop):
+        return uvloop.loop.SSLProtocol  # type: ignore[attr-defined]
+    return asyncio.sslproto.SSLProtocol
 
 
 class ConnectionMetrics(Collector):
