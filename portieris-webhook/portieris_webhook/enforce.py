@@ -160,8 +160,9 @@ class Enforcer:
         # a document that did not come from an API server has one. A well-formed object
         # that cannot be checked (a kind portieris does not know) is denied, saying why.
         try:
-            workload = workload_kind(request.group, request.version, request.kind)
-            spec = pod_spec(request.object, workload)
+            spec = request.spec or pod_spec(
+                request.object, workload_kind(request.group, request.version, request.kind)
+            )
         except UncheckableObject as exc:
             return self._deny(request, str(exc), (), (exc.deny_kind,))
         if not spec.images:

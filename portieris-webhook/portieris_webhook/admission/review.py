@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.admission.workloads import PodSpec
 from portieris_webhook.errors import InvalidAdmissionReview
 
 try:  # a faster JSON codec, when installed; the standard library otherwise
     import msgspec
+
+    from portieris_webhook.admission import typed
 except ImportError:  # pragma: no cover - msgspec is a dependency, but optional here
     msgspec = None  # type: ignore[assignment]
+    typed = None  # type: ignore[assignment]
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -34,6 +38,9 @@ class AdmissionRequest:
     object: Mapping[str, Any] | None
     owners: tuple[OwnerRef, ...] = ()
     sub_resource: str = ""
+    spec: PodSpec | None = None
+    """The pod spec, when the typed reader (typed.py) read it with the review; else the
+    Enforcer reads it from `object`."""
 
     @property
     def display_name(self) -> str:
@@ -127,6 +134,22 @@ def _string(data: Mapping[str, Any], key: str, what: str, *, required: bool = Tr
 
 def parse_review(document: Any) -> AdmissionRequest:
     """Validate an AdmissionReview v1 document and extract what a decision needs."""
+    if typed is not None:
+        read = typed.read(document)
+        if read is not None:
+            return AdmissionRequest(
+                read.uid,
+                read.group,
+                read.version,
+                read.kind,
+                read.namespace or "default",
+                read.name,
+                read.operation,
+                read.object,
+                read.owners,
+                read.sub_resource,
+                read.spec,
+            )
     review = _mapping(document, "AdmissionReview")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise InvalidAdmissionReview(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
 
@@ -52,8 +52,7 @@ that names something the kubelet pulls (k8s.io/api core/v1 PodSpec, Kubernetes 1
 """
 
 
-@dataclass(frozen=True)
-class PodImage:
+class PodImage(NamedTuple):
     """One place in a pod spec that names an image, and the JSON pointer of that string."""
 
     image: str
@@ -69,17 +68,17 @@ class PodSpec:
 
 def workload_kind(group: str, version: str, kind: str) -> WorkloadKind:
     found = _BY_GROUP_KIND.get((group, kind))
+    if found is not None and version in found.versions:
+        return found
     gvk = f"{group + '/' if group else ''}{version}, Kind={kind}"
     if found is None:
         raise UncheckableObject(
             f"{gvk} is not a workload portieris checks; supported kinds: "
             + ", ".join(w.kind for w in WORKLOAD_KINDS)
         )
-    if version not in found.versions:
-        raise UncheckableObject(
-            f"{gvk}: version {version} is not supported (use {', '.join(found.versions)})"
-        )
-    return found
+    raise UncheckableObject(
+        f"{gvk}: version {version} is not supported (use {', '.join(found.versions)})"
+    )
 
 
 def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
