@@ -42,6 +42,9 @@ PLAN_MAX_AGE = 3600.0
 PLAN_MAX_IMAGE_CHARS = 1024
 """Longer image strings (no valid reference is) are decided each time, never remembered, so
 the memo holds at most this much text per entry whatever a request carries."""
+POD_MAX_IMAGES = 64
+"""Pod specs naming more images are answered image by image, never remembered whole, so an
+entry of `answers` holds at most this many images (each under PLAN_MAX_IMAGE_CHARS)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,31 @@ class _Plan:
 
 
 @dataclass(frozen=True)
+class _Answer:
+    """The allow of a pod spec whose every image was decided without verifying: from the
+    cluster state alone, or from an allow the decision cache held."""
+
+    images: tuple[ImageDecision, ...]
+    patch: tuple[PatchOperation, ...]
+    encoded_patch: str
+    log_images: str
+    """How the decision log line names the images (_log_images)."""
+    cached: tuple[tuple[DecisionKey, CachedAllow], ...]
+    """The decision cache's allows it was made of: it holds while each is still the one the
+    decision cache answers with."""
+
+
+@dataclass
+class _Sources:
+    """Where the decisions on a pod spec's images came from."""
+
+    cached: list[tuple[DecisionKey, CachedAllow]] = field(default_factory=list)
+    """The decision cache's allows used."""
+    verified: bool = False
+    """Whether any image was verified (or left to verify)."""
+
+
+@dataclass(frozen=True)
 class _ToVerify:
     """An image whose policy needs verifiers the decision cache could not answer for."""
 
@@ -150,6 +178,13 @@ class Enforcer:
         )
         """Each image's policy, verifiers and decision key by (image, namespace, pull
         secrets), as of one generation of the cluster state."""
+        self.answers: GenerationMemo[tuple[str, PodSpec], _Answer] | None = (
+            GenerationMemo(settings.decision_cache_max_entries, max_age=PLAN_MAX_AGE)
+            if settings.decision_cache_max_entries > 0
+            else None
+        )
+        """The allow of each pod spec (in a namespace) decided without verifying, as of one
+        generation of the cluster state; used while its cached allows are still answered."""
 
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
@@ -171,8 +206,57 @@ class Enforcer:
         owner = await self._existing_owner(request, spec)
         if owner:
             return self._allow(request, f"child of {owner}, which was admitted itself")
-        decisions = await self.evaluate_images(request.namespace, spec)
-        return self._answer(request, spec, decisions)
+        remembered = self._remembered_answer(request.namespace, spec)
+        if remembered is not None:
+            _log_images(request, remembered.images, remembered.log_images)
+            response = AdmissionResponse(
+                request.uid, True, patch=remembered.patch, encoded_patch=remembered.encoded_patch
+            )
+            return Decision(response, remembered.images, "all images allowed")
+        sources = _Sources()
+        decisions = await self.evaluate_images(request.namespace, spec, sources)
+        decision = self._answer(request, spec, decisions)
+        if not sources.verified:
+            self._remember_answer(request.namespace, spec, decision, sources.cached)
+        return decision
+
+    def _remembered_answer(self, namespace: str, spec: PodSpec) -> _Answer | None:
+        """The allow remembered for `spec` in `namespace`, if each cached allow it was made
+        of is still the one the decision cache answers with."""
+        if self.answers is None or len(spec.images) > POD_MAX_IMAGES:
+            return None
+        answer = self.answers.get((namespace, spec), self.state.generation())
+        if answer is None:
+            return None
+        for key, allow in answer.cached:
+            if self.decisions.get(key, self._holds) is not allow:
+                return None
+        return answer
+
+    def _remember_answer(
+        self,
+        namespace: str,
+        spec: PodSpec,
+        decision: Decision,
+        cached: list[tuple[DecisionKey, CachedAllow]],
+    ) -> None:
+        """Remember an allow whose every image was decided without verifying."""
+        if (
+            self.answers is None
+            or not decision.response.allowed
+            or len(spec.images) > POD_MAX_IMAGES
+            or any(len(item.image) > PLAN_MAX_IMAGE_CHARS for item in spec.images)
+        ):
+            return
+        response = decision.response
+        answer = _Answer(
+            decision.images,
+            tuple(response.patch),
+            response.encoded_patch_text(),
+            _images_text(decision.images),
+            tuple(cached),
+        )
+        self.answers.put((namespace, spec), answer, self.state.generation())
 
     async def _existing_owner(self, request: AdmissionRequest, spec: PodSpec) -> str | None:
         """The owner that vouches for this object, if any.
@@ -225,7 +309,7 @@ class Enforcer:
         self, request: AdmissionRequest, spec: PodSpec, decisions: Mapping[str, ImageDecision]
     ) -> Decision:
         images = tuple(decisions.values())
-        _log_images(request, images)
+        _log_images(request, images, _images_text(images))
         denied = [d for d in images if not d.allowed]
         if denied:
             lines = [f"image {d.image}: {'; '.join(d.reasons)}" for d in denied]
@@ -270,12 +354,17 @@ class Enforcer:
         return Decision(AdmissionResponse(request.uid, False, message), images, message, kinds)
 
     # --- image level ---------------------------------------------------------
-    async def evaluate_images(self, namespace: str, spec: PodSpec) -> dict[str, ImageDecision]:
+    async def evaluate_images(
+        self, namespace: str, spec: PodSpec, sources: _Sources | None = None
+    ) -> dict[str, ImageDecision]:
         """Evaluate each distinct image of `spec` concurrently, within the verification budget.
 
         What can be decided without waiting (no policy, nothing to check, a decision the
         cache holds) is decided at once; only the images left to verify get a task each.
+        `sources`, when given, learns which cached allows were used and whether any image
+        was verified.
         """
+        sources = sources or _Sources()
         distinct = list(dict.fromkeys(c.image for c in spec.images))
         secrets = tuple(
             pull_secret_names(self.state, namespace, spec.image_pull_secrets, spec.service_account)
@@ -283,12 +372,13 @@ class Enforcer:
         decided: dict[str, ImageDecision] = {}
         planned: dict[str, _Plan] = {}
         for image in distinct:
-            prepared = self._prepare(image, namespace, secrets)
+            prepared = self._prepare(image, namespace, secrets, sources.cached)
             if isinstance(prepared, ImageDecision):
                 decided[image] = prepared
             else:
                 planned[image] = prepared
         if planned:
+            sources.verified = True
             deadline = asyncio.get_running_loop().time() + self.settings.verify_timeout
             request_reads = ReadBudget(REQUEST_READ_BYTES, "one admission request")
             to_verify = {
@@ -366,16 +456,23 @@ class Enforcer:
         )
 
     def _prepare(
-        self, image: str, namespace: str, pull_secrets: tuple[str, ...]
+        self,
+        image: str,
+        namespace: str,
+        pull_secrets: tuple[str, ...],
+        used: list[tuple[DecisionKey, CachedAllow]] | None = None,
     ) -> ImageDecision | _Plan:
         """Everything decided without waiting: the decision if that settles it (the cluster
-        state alone, or a passed check the decision cache holds), else what to verify."""
+        state alone, or a passed check the decision cache holds, added to `used`), else
+        what to verify."""
         plan = self._plan(image, namespace, pull_secrets)
         if isinstance(plan, ImageDecision):
             return plan
         if plan.key is not None:
             cached = self.decisions.get(plan.key, self._holds)
             if cached is not None:
+                if used is not None:
+                    used.append((plan.key, cached))
                 return plan.allowed_by(cached)
         return plan
 
@@ -529,9 +626,15 @@ class Enforcer:
         return ImageDecision(image, True, policy_name, digest, patched, detail)
 
 
-def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...]) -> None:
+def _images_text(images: tuple[ImageDecision, ...]) -> str:
+    """How the decision log line names the images (each one's policy, result, digest, reason)."""
+    return " | ".join(item.log_fields for item in images)
+
+
+def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...], text: str) -> None:
     """One line for the admission, naming each image with its policy, result, digest and
-    reason: one record, not one per image, as a record costs more than the cached check."""
+    reason (`text`, _images_text): one record, not one per image, as a record costs more
+    than the cached check."""
     if not LOG.isEnabledFor(logging.INFO):
         return
     LOG.info(
@@ -540,5 +643,5 @@ def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...]) ->
         request.display_name,
         "allow" if all(item.allowed for item in images) else "deny",
         len(images),
-        " | ".join(item.log_fields for item in images),
+        text,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 from typing import Any
 
 import pytest
 
 from portieris_webhook.decisions import DecisionCache
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook.enforce import POD_MAX_IMAGES, Enforcer
 from portieris_webhook.errors import InvalidPolicy, VerificationError
 from portieris_webhook.http_client import HttpClient
 from portieris_webhook.settings import Settings
@@ -391,3 +393,56 @@ async def test_an_overlong_image_string_is_decided_but_never_remembered():
     assert len(enforcer.plans) == 0
     await decide(enforcer)
     assert len(enforcer.plans) == 1
+
+
+async def decide_pod(enforcer: Enforcer, *images: str):
+    obj = workload("Pod", pod_spec(*images))
+    return await enforcer.decide(request_for(obj, uid=f"uid-{len(images)}"))
+
+
+async def test_a_pod_answered_again_gets_the_same_answer_from_the_remembered_allow():
+    enforcer, verifier, _ = make(state_with())
+    images = [f"reg.io/app{n}:1" for n in range(10)]
+    first = await decide_pod(enforcer, *images)
+    assert enforcer.answers is not None and len(enforcer.answers) == 0  # it was verified
+    second = await decide_pod(enforcer, *images)  # from cached allows: remembered
+    assert len(enforcer.answers) == 1
+    third = await decide_pod(enforcer, *images)  # the remembered answer
+    assert verifier.checks == 10
+    assert first.response.to_review() == second.response.to_review()
+    assert third.response.to_review() == second.response.to_review()
+    assert third.images == first.images
+    patch = json.loads(base64.b64decode(third.response.to_review()["response"]["patch"]))
+    assert [op["value"] for op in patch] == [f"reg.io/app{n}@{DIGEST}" for n in range(10)]
+
+
+async def test_a_remembered_pod_answer_is_dropped_when_one_of_its_checks_expires():
+    enforcer, verifier, clock = make(state_with())
+    verifier.valid_until = T0 + datetime.timedelta(days=1)
+    images = ("reg.io/a:1", "reg.io/b:1")
+    for _ in range(3):
+        await decide_pod(enforcer, *images)
+    assert verifier.checks == 2
+    verifier.now += datetime.timedelta(days=1)  # the trust data both relied on expired
+    await decide_pod(enforcer, *images)
+    assert verifier.checks == 4
+    clock.seconds += 31  # past the verifier's max_age
+    await decide_pod(enforcer, *images)
+    assert verifier.checks == 6
+
+
+async def test_a_denied_pod_is_never_remembered():
+    enforcer, _, _ = make(state_with())
+    for _ in range(3):
+        decision = await decide_pod(enforcer, "reg.io/a:1", "other.io/b:1")
+        assert not decision.response.allowed
+    assert enforcer.answers is not None and len(enforcer.answers) == 0
+
+
+async def test_a_pod_of_more_images_than_an_answer_may_hold_is_decided_image_by_image():
+    enforcer, verifier, _ = make(state_with())
+    images = [f"reg.io/app{n}:1" for n in range(POD_MAX_IMAGES + 1)]
+    for _ in range(3):
+        assert (await decide_pod(enforcer, *images)).response.allowed
+    assert verifier.checks == len(images)
+    assert enforcer.answers is not None and len(enforcer.answers) == 0

@@ -59,13 +59,21 @@ class AdmissionResponse:
     allowed: bool
     message: str = ""
     patch: Sequence[PatchOperation] = field(default_factory=tuple)
+    encoded_patch: str = ""
+    """`patch` as the review carries it (base64 of the JSON patch), when already encoded."""
+
+    def encoded_patch_text(self) -> str:
+        """`patch` as the review carries it: base64 of the JSON patch ("" if none)."""
+        if self.encoded_patch or not self.patch:
+            return self.encoded_patch
+        ops = [{"op": "replace", "path": p.path, "value": p.value} for p in self.patch]
+        return base64.b64encode(dump_json(ops)).decode()
 
     def to_review(self) -> dict[str, Any]:
         response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
         if self.patch:
-            ops = [{"op": "replace", "path": p.path, "value": p.value} for p in self.patch]
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(dump_json(ops)).decode()
+            response["patch"] = self.encoded_patch_text()
         if not self.allowed:
             response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
         elif self.message:
