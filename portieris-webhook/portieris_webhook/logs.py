@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import Counter
+from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TRACEBACK_INDENT = "    | "
@@ -97,6 +99,54 @@ class EventSummary:
         self._logged = 0
 
 
+class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes records in batches instead of one write per record.
+
+    Records below WARNING wait at most `delay` seconds (a daemon thread flushes them) or
+    until `max_pending` characters are waiting; a WARNING or worse writes at once, with
+    everything before it, and so does the exit (logging flushes handlers at shutdown). A
+    webhook logging one line per admission so makes one write a batch, not one per line.
+    """
+
+    def __init__(self, stream: TextIO, delay: float = 0.1, max_pending: int = 64 * 1024):
+        super().__init__(stream)
+        self.delay = delay
+        self.max_pending = max_pending
+        self._pending: list[str] = []
+        self._size = 0
+        self._flusher = threading.Thread(target=self._flush_every, name="log-flush", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:  # called holding the handler's lock
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.max_pending:
+            self._write()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        if self._pending:
+            text, self._pending, self._size = "".join(self._pending), [], 0
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stream loses the batch, never the process
+                pass
+
+    def _flush_every(self) -> None:
+        while True:
+            time.sleep(self.delay)
+            self.flush()
+
+
 def configure(level: str) -> None:
     """Log records at `level` and above to standard error, one line each.
 
@@ -107,6 +157,8 @@ def configure(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    if logging.root.handlers:  # configured already: basicConfig would change nothing
+        return
+    handler = BatchingStreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter(FORMAT))
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])

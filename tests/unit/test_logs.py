@@ -2,10 +2,17 @@
 
 import io
 import logging
+import time
 
 import pytest
 
-from portieris_webhook.logs import FORMAT, TRACEBACK_INDENT, OneLineFormatter, printable
+from portieris_webhook.logs import (
+    FORMAT,
+    TRACEBACK_INDENT,
+    BatchingStreamHandler,
+    OneLineFormatter,
+    printable,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +80,54 @@ def test_the_time_of_each_record_is_what_logging_writes(times):
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert ours.formatTime(record) == reference.formatTime(record)
         assert ours.formatTime(record, "%H:%M") == reference.formatTime(record, "%H:%M")
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def batching_logger(stream, **kwargs):
+    handler = BatchingStreamHandler(stream, **kwargs)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"batching-{id(handler)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger, handler
+
+
+def test_info_records_are_written_in_one_batch_within_the_delay():
+    stream = CountingStream()
+    logger, _handler = batching_logger(stream, delay=0.05)
+    for n in range(100):
+        logger.info("admission %d", n)
+    assert stream.writes == 0
+    deadline = time.monotonic() + 5
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.writes == 1
+    assert stream.getvalue().splitlines() == [f"INFO admission {n}" for n in range(100)]
+
+
+def test_a_warning_is_written_at_once_after_what_waited_before_it():
+    stream = CountingStream()
+    logger, _handler = batching_logger(stream, delay=60)
+    logger.info("first")
+    logger.warning("second")
+    assert stream.getvalue().splitlines() == ["INFO first", "WARNING second"]
+
+
+def test_a_full_batch_is_written_without_waiting_and_the_rest_at_flush():
+    stream = CountingStream()
+    logger, handler = batching_logger(stream, delay=60, max_pending=100)
+    for n in range(30):
+        logger.info("line %02d", n)  # 13 characters each: a write every 8 lines
+    assert stream.writes == 3 and len(stream.getvalue().splitlines()) == 24
+    handler.flush()
+    assert stream.getvalue().splitlines()[-1] == "INFO line 29"
