@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from portieris_webhook import outbound
+from portieris_webhook import logs, outbound
 from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
 from portieris_webhook.bounded import GenerationMemo
@@ -637,11 +637,9 @@ def _log_images(request: AdmissionRequest, images: tuple[ImageDecision, ...], te
     than the cached check."""
     if not LOG.isEnabledFor(logging.INFO):
         return
-    LOG.info(
-        "namespace=%s object=%s result=%s images=%d: %s",
-        request.namespace,
-        request.display_name,
-        "allow" if all(item.allowed for item in images) else "deny",
-        len(images),
-        text,
+    result = "allow" if all(item.allowed for item in images) else "deny"
+    logs.info_line(
+        LOG,
+        f"namespace={request.namespace} object={request.display_name} result={result} "
+        f"images={len(images)}: {text}",
     )

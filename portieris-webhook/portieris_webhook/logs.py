@@ -40,11 +40,20 @@ class OneLineFormatter(logging.Formatter):
         second rather than for every record (a busy webhook logs thousands a second)."""
         if datefmt or not self.default_msec_format:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self._time_text(record.created, record.msecs)
+
+    def _time_text(self, created: float, msecs: float) -> str:
+        second = int(created)
         if second != self._second:
             self._second_text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return self.default_msec_format % (self._second_text, record.msecs)
+        return (self.default_msec_format or "%s,%03d") % (self._second_text, msecs)
+
+    def line(self, name: str, levelname: str, message: str, created: float) -> str:
+        """What `format` makes of a record of `name` and `levelname` with `message` (no
+        arguments, no traceback) created at `created`, when the format is FORMAT."""
+        msecs = int((created - int(created)) * 1000)
+        return printable(f"{self._time_text(created, msecs)} {levelname} {name}: {message}")
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
@@ -128,6 +137,14 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if record.levelno >= logging.WARNING or self._size >= self.max_pending:
             self._write()
 
+    def add_line(self, line: str) -> None:
+        """A line formatted already (info_line), written as an INFO record would be."""
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line + self.terminator)
+            self._size += len(line) + 1
+            if self._size >= self.max_pending:
+                self._write()
+
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._write()
@@ -145,6 +162,48 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         while True:
             time.sleep(self.delay)
             self.flush()
+
+
+def info_line(logger: logging.Logger, message: str) -> None:
+    """Log `message` at INFO on `logger`: straight into the batch of the handler `configure`
+    installed when that is where the record would go and nothing else would see it (a
+    LogRecord and its trip through the logging machinery cost more than a cached admission
+    decision), else as any record; the line is the same either way."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_handler(logger)
+    if handler is None:
+        logger.info("%s", message)
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, OneLineFormatter)
+    handler.add_line(formatter.line(logger.name, "INFO", message, time.time()))
+
+
+def _only_handler(logger: logging.Logger) -> BatchingStreamHandler | None:
+    """The handler `configure` installed, if records of `logger` reach it and nothing else:
+    no filters or other handlers on the way, the handler formatting FORMAT."""
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters or (node.handlers and node is not logging.root) or node.disabled:
+            return None
+        if not node.propagate and node is not logging.root:
+            return None
+        node = node.parent
+    handlers = logging.root.handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not BatchingStreamHandler
+        or handler.filters
+        or handler.level > logging.INFO
+        or not isinstance(handler.formatter, OneLineFormatter)
+        or handler.formatter._fmt != FORMAT
+        or handler.formatter.datefmt is not None
+    ):
+        return None
+    return handler
 
 
 def configure(level: str) -> None:

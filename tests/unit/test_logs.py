@@ -1,16 +1,20 @@
 """Log records cannot be forged by the data they carry: one record, one line (plus an indented traceback)."""
 
+import contextlib
 import io
 import logging
+import re
 import time
 
 import pytest
 
+from portieris_webhook import logs
 from portieris_webhook.logs import (
     FORMAT,
     TRACEBACK_INDENT,
     BatchingStreamHandler,
     OneLineFormatter,
+    info_line,
     printable,
 )
 
@@ -131,3 +135,58 @@ def test_a_full_batch_is_written_without_waiting_and_the_rest_at_flush():
     assert stream.writes == 3 and len(stream.getvalue().splitlines()) == 24
     handler.flush()
     assert stream.getvalue().splitlines()[-1] == "INFO line 29"
+
+
+@contextlib.contextmanager
+def root_with_batching_handler():
+    """The root logger as `configure` leaves it: one batching handler formatting FORMAT
+    (set inside the test: pytest adds its own handlers around each test)."""
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, delay=60)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    saved = logging.root.handlers, logging.root.level
+    logging.root.handlers, logging.root.level = [handler], logging.INFO
+    try:
+        yield stream, handler
+    finally:
+        logging.root.handlers, logging.root.level = saved
+
+
+def test_an_info_line_reads_exactly_as_the_same_record_logged_the_usual_way():
+    logger = logging.getLogger("portieris_webhook.decision")
+    message = "namespace=ns object=Pod/x\\nforged result=allow images=1: image=a:1"
+    with root_with_batching_handler() as (stream, handler):
+        assert logs._only_handler(logger) is handler  # the direct way is taken
+        info_line(logger, message + "\nINFO forged")
+        logger.info("%s", message + "\nINFO forged")
+        handler.flush()
+    fast, usual = stream.getvalue().splitlines()
+    assert fast.partition(" INFO ")[2] == usual.partition(" INFO ")[2]
+    assert fast.partition(" INFO ")[2] == f"portieris_webhook.decision: {message}\\nINFO forged"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", fast.partition(" INFO ")[0])
+
+
+def test_an_info_line_goes_through_logging_when_anything_else_would_see_the_record():
+    logger = logging.getLogger("portieris_webhook.decision")
+    seen = []
+    with root_with_batching_handler() as (stream, handler):
+        other = logging.Handler()
+        other.emit = seen.append  # type: ignore[method-assign]
+        logging.root.addHandler(other)
+        assert logs._only_handler(logger) is None
+        info_line(logger, "seen by both")
+        handler.flush()
+    assert [r.getMessage() for r in seen] == ["seen by both"]
+    assert stream.getvalue().endswith("portieris_webhook.decision: seen by both\n")
+
+
+def test_an_info_line_below_the_level_is_not_written():
+    logger = logging.getLogger("portieris_webhook.quiet")
+    logger.setLevel(logging.WARNING)
+    try:
+        with root_with_batching_handler() as (stream, handler):
+            info_line(logger, "not shown")
+            handler.flush()
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert stream.getvalue() == ""
