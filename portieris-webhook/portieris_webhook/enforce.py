@@ -203,7 +203,7 @@ class Enforcer:
         if not spec.images:
             # Nothing would run; the API server's own validation refuses an empty pod.
             return self._allow(request, "it names no images")
-        owner = await self._existing_owner(request, spec)
+        owner = await self._existing_owner(request, spec) if request.owners else None
         if owner:
             return self._allow(request, f"child of {owner}, which was admitted itself")
         remembered = self._remembered_answer(request.namespace, spec)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.admission.workloads import PodSpec
@@ -26,8 +26,10 @@ OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 """The operations of admission.k8s.io/v1; anything else is a malformed review."""
 
 
-@dataclass(frozen=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):
+    """What a decision needs of an AdmissionReview's request (a NamedTuple: one is made
+    for every admission, and it is built several times faster than a frozen dataclass)."""
+
     uid: str
     group: str
     version: str
@@ -53,12 +55,13 @@ class PatchOperation:
     value: str
 
 
-@dataclass(frozen=True)
-class AdmissionResponse:
+class AdmissionResponse(NamedTuple):
+    """The answer to one AdmissionReview (a NamedTuple, as AdmissionRequest)."""
+
     uid: str
     allowed: bool
     message: str = ""
-    patch: Sequence[PatchOperation] = field(default_factory=tuple)
+    patch: Sequence[PatchOperation] = ()
     encoded_patch: str = ""
     """`patch` as the review carries it (base64 of the JSON patch), when already encoded."""
 
@@ -145,19 +148,7 @@ def parse_review(document: Any) -> AdmissionRequest:
     if typed is not None:
         read = typed.read(document)
         if read is not None:
-            return AdmissionRequest(
-                read.uid,
-                read.group,
-                read.version,
-                read.kind,
-                read.namespace or "default",
-                read.name,
-                read.operation,
-                read.object,
-                read.owners,
-                read.sub_resource,
-                read.spec,
-            )
+            return AdmissionRequest._make(read)
     review = _mapping(document, "AdmissionReview")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise InvalidAdmissionReview(

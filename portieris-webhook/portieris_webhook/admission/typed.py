@@ -123,7 +123,7 @@ class _Unread(Exception):
 
 
 class Read(NamedTuple):
-    """What review.parse_review makes an AdmissionRequest of, and the pod spec."""
+    """The fields of review.AdmissionRequest, in its order, as parse_review reads them."""
 
     uid: str
     group: str
@@ -174,7 +174,7 @@ def read(document: Any) -> Read | None:
         group=group,
         version=gvk.version,
         kind=gvk.kind,
-        namespace=request.namespace or metadata.namespace or "",
+        namespace=request.namespace or metadata.namespace or "default",
         name=request.name or metadata.name or metadata.generateName or "",
         operation=request.operation,
         object=document["request"]["object"],
