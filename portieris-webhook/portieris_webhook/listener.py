@@ -26,12 +26,11 @@ import logging
 import resource
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import StreamReader, web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -43,6 +42,7 @@ ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"
 """The message asyncio reports (with a traceback, many times a second) when accept() fails."""
 
 HandlerFactory = Callable[[], asyncio.Protocol]
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,10 @@ class Connections:
         for connection in list(self._open):
             connection.abort()
 
-    def middleware(self) -> Middleware:
-        """aiohttp middleware that tells each connection where its request is."""
+    def tracking(self, handler: RequestHandler) -> RequestHandler:
+        """`handler`, telling each connection where its request is."""
 
-        @web.middleware
-        async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+        async def track(request: web.BaseRequest) -> web.StreamResponse:
             connection = self._by_handler.get(request.protocol)
             if connection is None:
                 return await handler(request)

@@ -11,13 +11,17 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
 from portieris_webhook.admission.review import AdmissionResponse, dump_json, parse_review_body
 from portieris_webhook.enforce import Enforcer
 from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
-from portieris_webhook.listener import ConnectionLimits, ConnectionMetrics, Connections
+from portieris_webhook.listener import (
+    ConnectionLimits,
+    ConnectionMetrics,
+    Connections,
+    RequestHandler,
+)
 from portieris_webhook.logs import EventSummary
 from portieris_webhook.metrics import DecisionCacheMetrics, Metrics
 from portieris_webhook.state import StateView
@@ -33,6 +37,25 @@ BAD_REQUEST_BURST = 10
 
 class BadBody(Exception):
     """The request body cannot be used; the message says why."""
+
+
+def routes(table: Mapping[str, tuple[str, RequestHandler]]) -> RequestHandler:
+    """One handler for a few fixed paths: each path of `table` answered by its handler for
+    its method (a GET route answers HEAD too), 405 for another method, 404 for any other
+    path. aiohttp's low-level server runs it without an Application's router and
+    middleware chain, which cost more than a cached admission decision."""
+
+    async def route(request: web.BaseRequest) -> web.StreamResponse:
+        found = table.get(request.path)
+        if found is None:
+            raise web.HTTPNotFound()
+        method, handler = found
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            allowed = [method, "HEAD"] if method == "GET" else [method]
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        return await handler(request)
+
+    return route
 
 
 def _json(document: object, status: int = 200) -> web.Response:
@@ -57,24 +80,26 @@ class WebhookApp:
         )
     )
 
-    def build(self, *middlewares: Middleware) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes, middlewares=middlewares)
-        app.router.add_post("/admit", self.admit)
-        app.router.add_get("/health/liveness", self.liveness)
-        app.router.add_get("/health/readiness", self.readiness)
-        return app
+    def handler(self) -> RequestHandler:
+        """The HTTPS listener's requests: /admit and the health endpoints."""
+        return routes(
+            {
+                "/admit": ("POST", self.admit),
+                "/health/liveness": ("GET", self.liveness),
+                "/health/readiness": ("GET", self.readiness),
+            }
+        )
 
-    def build_metrics(self, *middlewares: Middleware) -> web.Application:
-        app = web.Application(middlewares=middlewares)
-        app.router.add_get("/metrics", self.metrics_handler)
-        return app
+    def metrics_request_handler(self) -> RequestHandler:
+        """The metrics listener's requests: /metrics."""
+        return routes({"/metrics": ("GET", self.metrics_handler)})
 
     def _bad_request(self, message: str) -> web.Response:
         self.metrics.bad_requests.inc()
         self.rejected.record("bad-request", f"rejected admission request: {message}")
         return _json({"error": message}, status=400)
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
         """The whole body, read until it ends or passes the limit; or BadBody saying why not."""
         encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
         if encoding != "identity":
@@ -95,7 +120,7 @@ class WebhookApp:
             raise BadBody(f"request body could not be read: {exc}") from exc
         return bytes(body)
 
-    async def admit(self, request: web.Request) -> web.Response:
+    async def admit(self, request: web.BaseRequest) -> web.Response:
         started = time.perf_counter()
         try:
             review = parse_review_body(await self._read_body(request))
@@ -117,10 +142,10 @@ class WebhookApp:
         )
         return _json(decision.response.to_review())
 
-    async def liveness(self, _request: web.Request) -> web.Response:
+    async def liveness(self, _request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "alive"})
 
-    async def readiness(self, _request: web.Request) -> web.Response:
+    async def readiness(self, _request: web.BaseRequest) -> web.Response:
         if not self.state.is_ready():
             return web.json_response({"status": "policies not loaded yet"}, status=503)
         if self.stopping:
@@ -130,7 +155,7 @@ class WebhookApp:
                 return web.json_response({"status": f"{name} not loaded yet"}, status=503)
         return web.json_response({"status": "ready"})
 
-    async def metrics_handler(self, _request: web.Request) -> web.Response:
+    async def metrics_handler(self, _request: web.BaseRequest) -> web.Response:
         return web.Response(
             body=self.metrics.exposition(), content_type="text/plain", charset="utf-8"
         )
@@ -183,16 +208,21 @@ async def running(
         for report in (http_errors.flush, webhook.rejected.flush, connections.report):
             stack.callback(report)  # what is left to say when stopping
         stack.callback(connections.close_all)
-        track = connections.middleware()
-        apps: list[tuple[web.Application, int, ssl.SSLContext | None]] = [
-            (webhook.build(track), port, tls.context)
+        listeners: list[tuple[RequestHandler, int, ssl.SSLContext | None]] = [
+            (webhook.handler(), port, tls.context)
         ]
         if metrics_port:
-            apps.append((webhook.build_metrics(track), metrics_port, None))
+            listeners.append((webhook.metrics_request_handler(), metrics_port, None))
         urls = []
-        for app, app_port, context in apps:
+        for handler, app_port, context in listeners:
             # Compressed bodies are refused by the handler, never inflated.
-            runner = web.AppRunner(app, access_log=None, auto_decompress=False, logger=HTTP_LOG)
+            web_server = web.Server(
+                connections.tracking(handler),
+                access_log=None,
+                auto_decompress=False,
+                logger=HTTP_LOG,
+            )
+            runner = web.ServerRunner(web_server)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             assert runner.server is not None

@@ -250,3 +250,28 @@ async def test_an_internal_error_is_a_readable_deny_not_a_500(served, monkeypatc
     assert status == 200 and body["response"]["allowed"] is False
     assert body["response"]["uid"] == "u-x"
     assert "internal error: RuntimeError('cache exploded')" in body["response"]["status"]["message"]
+
+
+async def test_each_endpoint_answers_its_method_only_and_other_paths_are_not_found(served):
+    """The listener's own small router: what aiohttp's router answered before."""
+    body = json.dumps(review(workload("Pod", pod_spec("allowed/app:1")), uid="u-q"))
+    connector = aiohttp.TCPConnector(ssl=served.client_context())
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # kube-apiserver calls webhooks with a query (?timeout=10s): the path alone routes.
+        async with session.post(f"{served.url}/admit?timeout=10s", data=body) as resp:
+            assert resp.status == 200 and (await resp.json())["response"]["allowed"] is True
+        async with session.get(f"{served.url}/admit") as resp:
+            assert resp.status == 405 and resp.headers["Allow"] == "POST"
+        async with session.post(f"{served.url}/health/liveness", data=b"") as resp:
+            assert resp.status == 405 and set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+        async with session.head(f"{served.url}/health/readiness") as resp:
+            assert resp.status == 200
+        for path in ("/", "/admit/", "/metrics", "/health"):
+            async with session.get(f"{served.url}{path}") as resp:
+                assert resp.status == 404, path
+        async with session.get(f"{served.metrics_url}/metrics") as resp:
+            assert resp.status == 200 and "portieris_pod_admission_decision_allow_count" in (
+                await resp.text()
+            )
+        async with session.get(f"{served.metrics_url}/admit") as resp:
+            assert resp.status == 404
