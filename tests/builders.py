@@ -7,7 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from portieris_webhook.admission.review import AdmissionRequest, parse_review
+from portieris_webhook.admission.request import AdmissionRequest
+from portieris_webhook.admission.review import parse_review
 from portieris_webhook.state import ADDED, MemoryState
 
 GROUP_OF = {

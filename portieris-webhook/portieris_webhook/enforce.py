@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from portieris_webhook import logs, outbound
-from portieris_webhook.admission.review import AdmissionRequest, AdmissionResponse, PatchOperation
+from portieris_webhook.admission.request import AdmissionRequest
+from portieris_webhook.admission.review import AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
 from portieris_webhook.bounded import GenerationMemo
 from portieris_webhook.decisions import CachedAllow, DecisionCache, DecisionKey, decision_key

@@ -149,6 +149,10 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with self.lock:  # type: ignore[union-attr]
             self._write()
 
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
     def _write(self) -> None:
         if self._pending:
             text, self._pending, self._size = "".join(self._pending), [], 0

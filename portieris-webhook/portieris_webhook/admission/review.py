@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from portieris_webhook.admission.owners import OwnerRef
-from portieris_webhook.admission.workloads import PodSpec
+from portieris_webhook.admission.request import API_VERSION, KIND, OPERATIONS, AdmissionRequest
 from portieris_webhook.errors import InvalidAdmissionReview
 
 try:  # a faster JSON codec, when installed; the standard library otherwise
@@ -19,34 +19,6 @@ try:  # a faster JSON codec, when installed; the standard library otherwise
 except ImportError:  # pragma: no cover - msgspec is a dependency, but optional here
     msgspec = None  # type: ignore[assignment]
     typed = None  # type: ignore[assignment]
-
-API_VERSION = "admission.k8s.io/v1"
-KIND = "AdmissionReview"
-OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
-"""The operations of admission.k8s.io/v1; anything else is a malformed review."""
-
-
-class AdmissionRequest(NamedTuple):
-    """What a decision needs of an AdmissionReview's request (a NamedTuple: one is made
-    for every admission, and it is built several times faster than a frozen dataclass)."""
-
-    uid: str
-    group: str
-    version: str
-    kind: str
-    namespace: str
-    name: str
-    operation: str
-    object: Mapping[str, Any] | None
-    owners: tuple[OwnerRef, ...] = ()
-    sub_resource: str = ""
-    spec: PodSpec | None = None
-    """The pod spec, when the typed reader (typed.py) read it with the review; else the
-    Enforcer reads it from `object`."""
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.kind}/{self.name or '<generated>'}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +120,7 @@ def parse_review(document: Any) -> AdmissionRequest:
     if typed is not None:
         read = typed.read(document)
         if read is not None:
-            return AdmissionRequest._make(read)
+            return read
     review = _mapping(document, "AdmissionReview")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise InvalidAdmissionReview(

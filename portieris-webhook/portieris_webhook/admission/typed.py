@@ -11,11 +11,12 @@ work when there is nothing to say (tests/unit/test_typed_review.py checks both a
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.admission.request import API_VERSION, KIND, AdmissionRequest
 from portieris_webhook.admission.workloads import (
     CONTAINER_FIELDS,
     PodImage,
@@ -25,8 +26,6 @@ from portieris_webhook.admission.workloads import (
 )
 from portieris_webhook.errors import UncheckableObject
 
-API_VERSION = "admission.k8s.io/v1"
-KIND = "AdmissionReview"
 CHECKED_OPERATIONS = ("CREATE", "UPDATE")
 
 
@@ -122,23 +121,7 @@ class _Unread(Exception):
     """The typed pass stops: the field-by-field reader decides."""
 
 
-class Read(NamedTuple):
-    """The fields of review.AdmissionRequest, in its order, as parse_review reads them."""
-
-    uid: str
-    group: str
-    version: str
-    kind: str
-    namespace: str
-    name: str
-    operation: str
-    object: dict[str, Any]
-    owners: tuple[OwnerRef, ...]
-    sub_resource: str
-    spec: PodSpec
-
-
-def read(document: Any) -> Read | None:
+def read(document: Any) -> AdmissionRequest | None:
     """The request of a well-formed review creating or updating a checked workload, with
     its pod spec; None for anything else."""
     if type(document) is not dict:
@@ -169,7 +152,7 @@ def read(document: Any) -> Read | None:
         spec = _pod_spec(obj, workload_kind(group, gvk.version, gvk.kind))
     except (UncheckableObject, _Unread):
         return None
-    return Read(
+    return AdmissionRequest(
         uid=request.uid,
         group=group,
         version=gvk.version,

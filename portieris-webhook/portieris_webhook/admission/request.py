@@ -1,0 +1,37 @@
+"""What a decision needs of an AdmissionReview's request, whichever reader read it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.admission.workloads import PodSpec
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+"""The operations of admission.k8s.io/v1; anything else is a malformed review."""
+
+
+class AdmissionRequest(NamedTuple):
+    """What a decision needs of an AdmissionReview's request (a NamedTuple: one is made
+    for every admission, and it is built several times faster than a frozen dataclass)."""
+
+    uid: str
+    group: str
+    version: str
+    kind: str
+    namespace: str
+    name: str
+    operation: str
+    object: Mapping[str, Any] | None
+    owners: tuple[OwnerRef, ...] = ()
+    sub_resource: str = ""
+    spec: PodSpec | None = None
+    """The pod spec, when the typed reader (typed.py) read it with the review; else the
+    Enforcer reads it from `object`."""
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.kind}/{self.name or '<generated>'}"
