@@ -25,7 +25,6 @@ from tests.fixtures.procs import free_port
 from tests.fixtures.webhook import get, metric_samples, post, serving
 
 ROOT = Path(__file__).resolve().parents[2]
-
 SHORT = ConnectionLimits(
     handshake_timeout=4.0, request_read_timeout=4.0, idle_timeout=4.0, max_connections=1000
 )
