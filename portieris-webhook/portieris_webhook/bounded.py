@@ -122,13 +122,22 @@ class GenerationMemo(Generic[K, V]):
         max_entries: int,
         *,
         max_age: float | None = None,
+        max_bytes: int | None = None,
+        size: Callable[[V], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._values: BoundedDict[K, V] = BoundedDict(max_entries, max_age=max_age, clock=clock)
+        self._values: BoundedDict[K, V] = BoundedDict(
+            max_entries, max_age=max_age, max_bytes=max_bytes, size=size, clock=clock
+        )
         self._generation: int | None = None
 
     def __len__(self) -> int:
         return len(self._values)
+
+    @property
+    def bytes(self) -> int:
+        """The size of every value kept, as measured by `size` (0 without one)."""
+        return self._values.bytes
 
     def _at(self, generation: int) -> BoundedDict[K, V]:
         if generation != self._generation:

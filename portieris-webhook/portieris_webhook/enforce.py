@@ -46,6 +46,9 @@ the memo holds at most this much text per entry whatever a request carries."""
 POD_MAX_IMAGES = 64
 """Pod specs naming more images are answered image by image, never remembered whole, so an
 entry of `answers` holds at most this many images (each under PLAN_MAX_IMAGE_CHARS)."""
+ANSWERS_MAX_CHARS = 16 * 1024 * 1024
+"""The text every remembered pod answer holds together (images, pointers, patch, log text):
+pods that each name many long image strings cannot make the memo grow past this."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,15 @@ class _Answer:
     """The decision cache's allows it was made of: it holds while each is still the one the
     decision cache answers with."""
 
+    def chars(self) -> int:
+        """The text this answer holds, what ANSWERS_MAX_CHARS bounds."""
+        images = sum(
+            len(d.image) + len(d.patched_image or "") + sum(map(len, d.reasons))
+            for d in self.images
+        )
+        pointers = sum(len(op.path) + len(op.value) for op in self.patch)
+        return images + pointers + len(self.encoded_patch) + len(self.log_images)
+
 
 @dataclass
 class _Sources:
@@ -180,7 +192,12 @@ class Enforcer:
         """Each image's policy, verifiers and decision key by (image, namespace, pull
         secrets), as of one generation of the cluster state."""
         self.answers: GenerationMemo[tuple[str, PodSpec], _Answer] | None = (
-            GenerationMemo(settings.decision_cache_max_entries, max_age=PLAN_MAX_AGE)
+            GenerationMemo(
+                settings.decision_cache_max_entries,
+                max_age=PLAN_MAX_AGE,
+                max_bytes=ANSWERS_MAX_CHARS,
+                size=_Answer.chars,
+            )
             if settings.decision_cache_max_entries > 0
             else None
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from portieris_webhook import enforce
 from portieris_webhook.decisions import DecisionCache
 from portieris_webhook.enforce import POD_MAX_IMAGES, Enforcer
 from portieris_webhook.errors import InvalidPolicy, VerificationError
@@ -446,3 +447,19 @@ async def test_a_pod_of_more_images_than_an_answer_may_hold_is_decided_image_by_
         assert (await decide_pod(enforcer, *images)).response.allowed
     assert verifier.checks == len(images)
     assert enforcer.answers is not None and len(enforcer.answers) == 0
+
+
+async def test_remembered_pod_answers_stay_within_their_text_budget(monkeypatch):
+    """Pods naming many long image strings (a dry run is enough to send one) cannot grow
+    the memo past its budget: the least recently used answers go first."""
+    monkeypatch.setattr(enforce, "ANSWERS_MAX_CHARS", 40_000)
+    enforcer, _, _ = make(state_with())
+    assert enforcer.answers is not None
+    pods = [[f"reg.io/{'a' * 150}{pod}x{n}:1" for n in range(8)] for pod in range(20)]
+    for images in pods:
+        for _ in range(2):  # verified, then answered from cached allows and remembered
+            assert (await decide_pod(enforcer, *images)).response.allowed
+    assert 0 < enforcer.answers.bytes <= 40_000
+    assert 0 < len(enforcer.answers) < len(pods)
+    remembered = await decide_pod(enforcer, *pods[-1])  # the latest is still remembered
+    assert remembered.response.allowed
