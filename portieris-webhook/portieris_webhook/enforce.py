@@ -235,6 +235,8 @@ class Enforcer:
         decisions = await self.evaluate_images(request.namespace, spec, sources)
         decision = self._answer(request, spec, decisions)
         if not sources.verified:
+            # Nothing was awaited since the images were decided, so the state generation
+            # the answer is kept under is the one they were decided at.
             self._remember_answer(request.namespace, spec, decision, sources.cached)
         return decision
 

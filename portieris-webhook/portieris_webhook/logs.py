@@ -123,6 +123,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.max_pending = max_pending
         self._pending: list[str] = []
         self._size = 0
+        self._stopped = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, name="log-flush", daemon=True)
         self._flusher.start()
 
@@ -141,7 +142,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """A line formatted already (info_line), written as an INFO record would be."""
         with self.lock:  # type: ignore[union-attr]
             self._pending.append(line + self.terminator)
-            self._size += len(line) + 1
+            self._size += len(line) + len(self.terminator)
             if self._size >= self.max_pending:
                 self._write()
 
@@ -150,6 +151,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write()
 
     def close(self) -> None:
+        self._stopped.set()
         self.flush()
         super().close()
 
@@ -163,8 +165,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass
 
     def _flush_every(self) -> None:
-        while True:
-            time.sleep(self.delay)
+        while not self._stopped.wait(self.delay):
             self.flush()
 
 

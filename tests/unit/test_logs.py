@@ -127,6 +127,16 @@ def test_a_warning_is_written_at_once_after_what_waited_before_it():
     assert stream.getvalue().splitlines() == ["INFO first", "WARNING second"]
 
 
+def test_closing_the_handler_writes_what_waits_and_stops_its_flusher():
+    stream = CountingStream()
+    logger, handler = batching_logger(stream, delay=60)
+    logger.info("last words")
+    handler.close()
+    handler._flusher.join(timeout=5)
+    assert stream.getvalue() == "INFO last words\n"
+    assert not handler._flusher.is_alive()
+
+
 def test_a_full_batch_is_written_without_waiting_and_the_rest_at_flush():
     stream = CountingStream()
     logger, handler = batching_logger(stream, delay=60, max_pending=100)
