@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from portieris_webhook import logs, outbound
-from portieris_webhook.admission.request import AdmissionRequest
+from portieris_webhook.admission.request import CHECKED_OPERATIONS, AdmissionRequest
 from portieris_webhook.admission.review import AdmissionResponse, PatchOperation
 from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
 from portieris_webhook.bounded import GenerationMemo
@@ -207,7 +207,7 @@ class Enforcer:
     # --- request level -------------------------------------------------------
     async def decide(self, request: AdmissionRequest) -> Decision:
         """The answer to `request`; InvalidAdmissionReview if its object is malformed."""
-        if request.operation not in ("CREATE", "UPDATE") or request.object is None:
+        if request.operation not in CHECKED_OPERATIONS or request.object is None:
             return self._allow(request, f"operation {request.operation} is not checked")
         # A malformed pod spec raises InvalidAdmissionReview out of here (HTTP 400): only
         # a document that did not come from an API server has one. A well-formed object

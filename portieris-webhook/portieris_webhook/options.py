@@ -211,7 +211,7 @@ SERVE_OPTS = [
         default="uvloop",
         choices=["uvloop", "asyncio"],
         help="Event loop to serve with: uvloop (libuv; TLS and sockets in compiled code, "
-        "about 1.4x the admissions per CPU second) or the standard library's asyncio.",
+        "about a tenth more admissions a second here) or the standard library's asyncio.",
     ),
     cfg.FloatOpt(
         "shutdown-delay",

@@ -12,6 +12,8 @@ API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 """The operations of admission.k8s.io/v1; anything else is a malformed review."""
+CHECKED_OPERATIONS = ("CREATE", "UPDATE")
+"""The operations whose object portieris checks; the others are allowed unchecked."""
 
 
 class AdmissionRequest(NamedTuple):

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from portieris_webhook.admission.owners import OwnerRef
-from portieris_webhook.admission.request import API_VERSION, KIND, OPERATIONS, AdmissionRequest
+from portieris_webhook.admission.request import (
+    API_VERSION,
+    CHECKED_OPERATIONS,
+    KIND,
+    OPERATIONS,
+    AdmissionRequest,
+)
 from portieris_webhook.errors import InvalidAdmissionReview
 
 try:  # a faster JSON codec, when installed; the standard library otherwise
@@ -138,7 +144,7 @@ def parse_review(document: Any) -> AdmissionRequest:
     obj = request.get("object")
     if obj is not None:
         obj = _mapping(obj, "request.object")
-    elif operation in ("CREATE", "UPDATE"):
+    elif operation in CHECKED_OPERATIONS:
         raise InvalidAdmissionReview(f"request.object is required for {operation}")
     metadata = _mapping(obj.get("metadata") or {}, "request.object.metadata") if obj else {}
     namespace = _string(request, "namespace", "request", required=False) or str(

@@ -16,7 +16,12 @@ from typing import Any
 import msgspec
 
 from portieris_webhook.admission.owners import OwnerRef
-from portieris_webhook.admission.request import API_VERSION, KIND, AdmissionRequest
+from portieris_webhook.admission.request import (
+    API_VERSION,
+    CHECKED_OPERATIONS,
+    KIND,
+    AdmissionRequest,
+)
 from portieris_webhook.admission.workloads import (
     CONTAINER_FIELDS,
     PodImage,
@@ -25,8 +30,6 @@ from portieris_webhook.admission.workloads import (
     workload_kind,
 )
 from portieris_webhook.errors import UncheckableObject
-
-CHECKED_OPERATIONS = ("CREATE", "UPDATE")
 
 
 class _Container(msgspec.Struct):
