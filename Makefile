@@ -77,6 +77,7 @@ bench: $(STAMP) system-deps
 	$(VENV)/bin/python bench/bench_decide.py
 	$(VENV)/bin/python bench/bench_trust.py
 	$(VENV)/bin/python bench/bench_simple.py
+	$(VENV)/bin/python bench/bench_tenant.py
 	$(VENV)/bin/python bench/fuzz.py
 
 clean:

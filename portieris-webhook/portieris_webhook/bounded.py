@@ -3,8 +3,9 @@
 Every cache filled from request data (tokens, challenges, verified signatures, key rings,
 answers of registries and signature stores) is one of these, so no client can grow the
 webhook's memory by naming new things. Optionally an entry also expires `max_age` seconds
-after it was stored (it is then never returned, and is dropped when met), and the values
-together may hold at most `max_bytes` as measured by `size`.
+after it was stored (it is then never returned, and is dropped when met), and the entries
+together may hold at most `max_bytes` as measured by `size` (of a value) plus `key_size` (of
+its key): a key that holds request text counts as much as a value does.
 """
 
 from __future__ import annotations
@@ -34,16 +35,18 @@ class BoundedDict(Generic[K, V]):
         max_age: float | None = None,
         max_bytes: int | None = None,
         size: Callable[[V], int] | None = None,
+        key_size: Callable[[K], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
-        if max_bytes is not None and size is None:
+        if max_bytes is not None and size is None and key_size is None:
             raise ValueError("max_bytes needs a size function")
         self.max_entries = max_entries
         self.max_age = max_age
         self.max_bytes = max_bytes
         self._size = size
+        self._key_size = key_size
         self._clock = clock
         self._data: OrderedDict[K, _Slot[V]] = OrderedDict()
         self._bytes = 0
@@ -53,7 +56,7 @@ class BoundedDict(Generic[K, V]):
 
     @property
     def bytes(self) -> int:
-        """The size of every value kept, as measured by `size` (0 without one)."""
+        """The size of every entry kept, as measured by `size` and `key_size` (0 without)."""
         return self._bytes
 
     def _expired(self, slot: _Slot[V], now: float) -> bool:
@@ -73,12 +76,15 @@ class BoundedDict(Generic[K, V]):
     def put(self, key: K, value: V) -> list[V]:
         """Store `value`; return the values dropped to stay within the bounds (oldest first).
 
-        A value larger than `max_bytes` on its own is not kept (it is returned as dropped).
+        An entry larger than `max_bytes` on its own is not kept (its value is returned as
+        dropped).
         """
         if key in self._data:
             self._remove(key)
         now = self._clock()
         size = self._size(value) if self._size is not None else 0
+        if self._key_size is not None:
+            size += self._key_size(key)
         self._data[key] = _Slot(value, now, size)
         self._bytes += size
         dropped = []
@@ -124,10 +130,16 @@ class GenerationMemo(Generic[K, V]):
         max_age: float | None = None,
         max_bytes: int | None = None,
         size: Callable[[V], int] | None = None,
+        key_size: Callable[[K], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._values: BoundedDict[K, V] = BoundedDict(
-            max_entries, max_age=max_age, max_bytes=max_bytes, size=size, clock=clock
+            max_entries,
+            max_age=max_age,
+            max_bytes=max_bytes,
+            size=size,
+            key_size=key_size,
+            clock=clock,
         )
         self._generation: int | None = None
 
@@ -136,7 +148,7 @@ class GenerationMemo(Generic[K, V]):
 
     @property
     def bytes(self) -> int:
-        """The size of every value kept, as measured by `size` (0 without one)."""
+        """The size of every entry kept, as measured by `size` and `key_size` (0 without)."""
         return self._values.bytes
 
     def _at(self, generation: int) -> BoundedDict[K, V]:

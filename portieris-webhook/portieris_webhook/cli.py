@@ -13,10 +13,10 @@ from typing import Any
 
 from oslo_config import cfg
 
-from portieris_webhook import __version__, logs, options
+from portieris_webhook import __version__, config_file, logs, options
 from portieris_webhook.admission.review import load_json, parse_review
 from portieris_webhook.admission.workloads import PodImage, PodSpec
-from portieris_webhook.errors import PortierisError
+from portieris_webhook.errors import ConfigurationError, PortierisError
 from portieris_webhook.kube import (
     ClusterState,
     ConfigMapBackend,
@@ -25,7 +25,7 @@ from portieris_webhook.kube import (
     parse_object_name,
 )
 from portieris_webhook.manifests import FileBackend, load_manifests
-from portieris_webhook.metrics import Metrics
+from portieris_webhook.metrics import Metrics, UnusableObjectMetrics
 from portieris_webhook.server import WebhookApp, running
 from portieris_webhook.state import StateView
 from portieris_webhook.tls import ReloadingTLS
@@ -53,13 +53,19 @@ def _parse(command: str, argv: Sequence[str], *groups: Sequence[cfg.Opt]) -> cfg
     conf = cfg.ConfigOpts()
     for opts in groups:
         conf.register_cli_opts(opts)
+    # Config files become arguments before oslo.config sees them, so every key is checked
+    # (see config_file); and no default files or directories, which it would read unchecked.
     conf(
-        list(argv),
+        config_file.expand(argv, [opt for opts in groups for opt in opts]),
         project="portieris-webhook",
         prog=f"portieris-webhook {command}",
         version=__version__,
         default_config_files=[],
+        default_config_dirs=[],
     )
+    if conf.config_file or conf.config_dirs:
+        # Only an abbreviation argparse accepts (--config-f) gets a file past expand().
+        raise ConfigurationError("write --config-file and --config-dir out in full")
     logs.configure(conf.log_level)
     return conf
 
@@ -145,25 +151,31 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
     tls = ReloadingTLS(conf.tls_cert_file, conf.tls_key_file)
     async with contextlib.AsyncExitStack() as stack:
         backend: Backend | None = None
+        also_ready: dict[str, Callable[[], str | None]] = {}
         if conf.manifests:
             state: StateView = _offline_state(conf)
             if conf.trust_state_file:
                 backend = FileBackend(conf.trust_state_file)
         else:
-            cluster = await stack.enter_async_context(cluster_state(conf.kubeconfig))
+            cluster = await stack.enter_async_context(
+                cluster_state(conf.kubeconfig, owner_cache_max_entries=conf.owner_cache_max_entries)
+            )
             state = cluster
+            also_ready["cluster state"] = cluster.not_ready
             if conf.trust_state_configmap:
                 backend = _configmap_backend(cluster, conf.trust_state_configmap)
         trust_state = None
-        also_ready = {}
         if backend is not None:
             trust_state = TrustStateStore(backend, options.store_settings_from(conf))
             await stack.enter_async_context(state_store.running(trust_state))
-            also_ready["trust state"] = trust_state.is_loaded
+            also_ready["trust state"] = trust_state.not_ready
         enforcer = await stack.enter_async_context(
             enforcer_for(state, options.settings_from(conf), trust_state)
         )
-        webhook = WebhookApp(enforcer, state, Metrics(), conf.max_body_bytes, also_ready)
+        metrics = Metrics()
+        if isinstance(state, ClusterState):
+            metrics.registry.register(UnusableObjectMetrics(state.unusable))
+        webhook = WebhookApp(enforcer, state, metrics, conf.max_body_bytes, also_ready)
         serving = await stack.enter_async_context(
             running(
                 webhook,

@@ -1,9 +1,10 @@
 """Per-request orchestration: which images, which policy, which verifiers, what answer.
 
-For one AdmissionRequest: find the pod spec, admit children of owners that
-really exist, dedupe the images, evaluate each distinct image concurrently
+For one AdmissionRequest: find the pod spec, dedupe the images (at most
+--max-images-per-admission of them), evaluate each distinct image concurrently
 under the verification budget, and turn the results into one allow (with a
-JSON patch pinning digests) or one deny listing every failing image.
+JSON patch pinning digests, except for the child of an owner that really exists
+and runs only its owner's template images) or one deny listing every failing image.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from portieris_webhook import logs, outbound
@@ -43,12 +44,22 @@ PLAN_MAX_AGE = 3600.0
 PLAN_MAX_IMAGE_CHARS = 1024
 """Longer image strings (no valid reference is) are decided each time, never remembered, so
 the memo holds at most this much text per entry whatever a request carries."""
+MEMO_MAX_NAMES_CHARS = 4096
+"""The namespace, pull secret names and service account name a memo key may hold together
+(Kubernetes names have at most 253 characters, and a pod names a few): a request naming more
+is decided each time, never remembered, so it can neither grow a memo nor push out others."""
+PLANS_MAX_CHARS = 16 * 1024 * 1024
+"""The text every remembered plan holds together, its key included (_plan_key_chars)."""
 POD_MAX_IMAGES = 64
 """Pod specs naming more images are answered image by image, never remembered whole, so an
 entry of `answers` holds at most this many images (each under PLAN_MAX_IMAGE_CHARS)."""
 ANSWERS_MAX_CHARS = 16 * 1024 * 1024
-"""The text every remembered pod answer holds together (images, pointers, patch, log text):
-pods that each name many long image strings cannot make the memo grow past this."""
+"""The text every remembered pod answer holds together, its key included (namespace, images,
+pointers, pull secret names, service account; then patch and log text): pods that each name
+many long strings cannot make the memo grow past this."""
+YIELD_EVERY = 16
+"""Images planned between two turns given to the event loop: one admission naming many
+images (each planned synchronously) does not hold up the admissions that arrive meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,12 @@ class _Plan:
     _answered: tuple[CachedAllow, ImageDecision] | None = None
     """The last cached allow this plan was answered with, and the decision made of it."""
 
+    def chars(self) -> int:
+        """The text this plan holds of its own (its policy belongs to the cluster state): the
+        image as written and parsed, the policy's name, and room for the decision it last
+        made (the pinned image, the verifiers' notes)."""
+        return 3 * len(self.image) + len(self.policy_name) + 256
+
     def allowed_by(self, allow: CachedAllow) -> ImageDecision:
         """The decision a cached allow makes for this image (the same object while the
         decision cache answers with the same allow)."""
@@ -136,11 +153,8 @@ class _Answer:
     decision cache answers with."""
 
     def chars(self) -> int:
-        """The text this answer holds, what ANSWERS_MAX_CHARS bounds."""
-        images = sum(
-            len(d.image) + len(d.patched_image or "") + sum(map(len, d.reasons))
-            for d in self.images
-        )
+        """The text this answer holds, what ANSWERS_MAX_CHARS bounds with its key's."""
+        images = sum(map(_decision_chars, self.images))
         pointers = sum(len(op.path) + len(op.value) for op in self.patch)
         return images + pointers + len(self.encoded_patch) + len(self.log_images)
 
@@ -153,6 +167,9 @@ class _Sources:
     """The decision cache's allows used."""
     verified: bool = False
     """Whether any image was verified (or left to verify)."""
+    generation: int | None = None
+    """The state generation when the first image was decided: the decisions can be kept
+    under it only if it is still the generation once the last was."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +202,13 @@ class Enforcer:
         self.settings = settings
         self.decisions = decisions or DecisionCache(settings.decision_cache_max_entries)
         self.plans: GenerationMemo[PlanKey, ImageDecision | _Plan] | None = (
-            GenerationMemo(settings.decision_cache_max_entries, max_age=PLAN_MAX_AGE)
+            GenerationMemo(
+                settings.decision_cache_max_entries,
+                max_age=PLAN_MAX_AGE,
+                max_bytes=PLANS_MAX_CHARS,
+                size=_plan_chars,
+                key_size=_plan_key_chars,
+            )
             if settings.decision_cache_max_entries > 0
             else None
         )
@@ -197,6 +220,7 @@ class Enforcer:
                 max_age=PLAN_MAX_AGE,
                 max_bytes=ANSWERS_MAX_CHARS,
                 size=_Answer.chars,
+                key_size=_answer_key_chars,
             )
             if settings.decision_cache_max_entries > 0
             else None
@@ -211,39 +235,51 @@ class Enforcer:
             return self._allow(request, f"operation {request.operation} is not checked")
         # A malformed pod spec raises InvalidAdmissionReview out of here (HTTP 400): only
         # a document that did not come from an API server has one. A well-formed object
-        # that cannot be checked (a kind portieris does not know) is denied, saying why.
+        # that cannot be checked (a kind portieris does not know, too many images) is
+        # denied, saying why.
         try:
             spec = request.spec or pod_spec(
                 request.object, workload_kind(request.group, request.version, request.kind)
             )
+            distinct = self._distinct_images(spec)
         except UncheckableObject as exc:
             return self._deny(request, str(exc), (), (exc.deny_kind,))
-        if not spec.images:
+        if not distinct:
             # Nothing would run; the API server's own validation refuses an empty pod.
             return self._allow(request, "it names no images")
-        owner = await self._existing_owner(request, spec) if request.owners else None
-        if owner:
-            return self._allow(request, f"child of {owner}, which was admitted itself")
         remembered = self._remembered_answer(request.namespace, spec)
         if remembered is not None:
             _log_images(request, remembered.images, remembered.log_images)
             response = AdmissionResponse(
                 request.uid, True, patch=remembered.patch, encoded_patch=remembered.encoded_patch
             )
-            return Decision(response, remembered.images, "all images allowed")
-        sources = _Sources()
-        decisions = await self.evaluate_images(request.namespace, spec, sources)
-        decision = self._answer(request, spec, decisions)
-        if not sources.verified:
-            # Nothing was awaited since the images were decided, so the state generation
-            # the answer is kept under is the one they were decided at.
-            self._remember_answer(request.namespace, spec, decision, sources.cached)
-        return decision
+            decision = Decision(response, remembered.images, "all images allowed")
+        else:
+            sources = _Sources()
+            decisions = await self._evaluate(request.namespace, distinct, spec, sources)
+            decision = self._answer(request, spec, decisions)
+            if not sources.verified and sources.generation == self.state.generation():
+                # Every image was decided at this generation (the state did not change
+                # while the planning loop gave the event loop its turns).
+                self._remember_answer(request.namespace, spec, decision, sources.cached)
+        return await self._unmutated_child(request, spec, decision)
+
+    def _distinct_images(self, spec: PodSpec) -> list[str]:
+        """The distinct images `spec` names, in order; UncheckableObject if there are more
+        than one admission may name (nothing is planned or verified for such an object)."""
+        distinct = list(dict.fromkeys(item.image for item in spec.images))
+        limit = self.settings.max_images_per_admission
+        if len(distinct) > limit:
+            raise UncheckableObject(
+                f"it names {len(distinct)} distinct images, more than the {limit} one "
+                "admission may name (--max-images-per-admission)"
+            )
+        return distinct
 
     def _remembered_answer(self, namespace: str, spec: PodSpec) -> _Answer | None:
         """The allow remembered for `spec` in `namespace`, if each cached allow it was made
         of is still the one the decision cache answers with."""
-        if self.answers is None or len(spec.images) > POD_MAX_IMAGES:
+        if self.answers is None or not _rememberable(namespace, spec):
             return None
         answer = self.answers.get((namespace, spec), self.state.generation())
         if answer is None:
@@ -264,7 +300,7 @@ class Enforcer:
         if (
             self.answers is None
             or not decision.response.allowed
-            or len(spec.images) > POD_MAX_IMAGES
+            or not _rememberable(namespace, spec)
             or any(len(item.image) > PLAN_MAX_IMAGE_CHARS for item in spec.images)
         ):
             return
@@ -278,15 +314,33 @@ class Enforcer:
         )
         self.answers.put((namespace, spec), answer, self.state.generation())
 
-    async def _existing_owner(self, request: AdmissionRequest, spec: PodSpec) -> str | None:
-        """The owner that vouches for this object, if any.
+    async def _unmutated_child(
+        self, request: AdmissionRequest, spec: PodSpec, decision: Decision
+    ) -> Decision:
+        """`decision`, without its patch for the child of an owner that vouches for its
+        images: the owner's template was pinned when the owner was admitted, so the child is
+        not mutated a second time. Its images were decided under today's policy all the same
+        (an allow without a patch needs no owner to be looked up)."""
+        response = decision.response
+        if not (response.allowed and response.patch and request.owners):
+            return decision
+        owner = await self._existing_owner(request, spec)
+        if owner is None:
+            return decision
+        why = f"all images allowed; child of {owner}, not mutated again"
+        return Decision(AdmissionResponse(request.uid, True), decision.images, why)
 
-        An object is admitted as a child without checks only when it is being created,
-        its owner exists with the same uid, and every image it runs is in the owner's pod
-        template: the owner went through this webhook, so its template images were
-        checked (and pinned) already. A pod that points at some existing ReplicaSet but
-        runs other images gets the full check. An UPDATE (an image edited on a ReplicaSet's
-        pod, an added ephemeral container) is the user's doing and is checked too.
+    async def _existing_owner(self, request: AdmissionRequest, spec: PodSpec) -> str | None:
+        """The owner whose pinned template this object runs, if any.
+
+        Only when the object is being created, its owner exists with the same uid, and
+        every image it runs is in the owner's pod template: the template was pinned when
+        the owner went through this webhook. The owner vouches for nothing else: the images
+        are decided under today's policy whatever the owner (a policy may have been narrowed
+        since, or the owner admitted before the webhook was installed); only the mutation
+        is skipped. A pod that points at some existing ReplicaSet but runs other images, and
+        an UPDATE (an image edited on a ReplicaSet's pod, an added ephemeral container), are
+        patched as any other object.
         """
         if request.operation != "CREATE" or request.sub_resource:
             return None
@@ -298,12 +352,12 @@ class Enforcer:
                 template = await self.state.owner_images(request.namespace, ref)
             except PortierisError as exc:
                 LOG.warning(
-                    "cannot check owner %s %s: %s; checking images", ref.kind, ref.name, exc
+                    "cannot check owner %s %s: %s; pinning the images", ref.kind, ref.name, exc
                 )
                 continue
             if template is None:
                 LOG.warning(
-                    "%s %s/%s names owner %s %s (uid %s), which does not exist: checking images",
+                    "%s %s/%s names owner %s %s (uid %s), which does not exist: pinning the images",
                     request.kind,
                     request.namespace,
                     request.name,
@@ -315,7 +369,7 @@ class Enforcer:
                 return f"{ref.kind} {request.namespace}/{ref.name}"
             else:
                 LOG.warning(
-                    "%s %s/%s runs images its owner %s %s does not (%s): checking images",
+                    "%s %s/%s runs images its owner %s %s does not (%s): pinning the images",
                     request.kind,
                     request.namespace,
                     request.name,
@@ -374,24 +428,30 @@ class Enforcer:
         return Decision(AdmissionResponse(request.uid, False, message), images, message, kinds)
 
     # --- image level ---------------------------------------------------------
-    async def evaluate_images(
-        self, namespace: str, spec: PodSpec, sources: _Sources | None = None
+    async def evaluate_images(self, namespace: str, spec: PodSpec) -> dict[str, ImageDecision]:
+        """Evaluate each distinct image of `spec` concurrently, within the verification budget;
+        UncheckableObject if it names more than --max-images-per-admission."""
+        return await self._evaluate(namespace, self._distinct_images(spec), spec, _Sources())
+
+    async def _evaluate(
+        self, namespace: str, distinct: Sequence[str], spec: PodSpec, sources: _Sources
     ) -> dict[str, ImageDecision]:
-        """Evaluate each distinct image of `spec` concurrently, within the verification budget.
+        """Evaluate the images `distinct` of `spec` (_distinct_images).
 
         What can be decided without waiting (no policy, nothing to check, a decision the
-        cache holds) is decided at once; only the images left to verify get a task each.
-        `sources`, when given, learns which cached allows were used and whether any image
-        was verified.
+        cache holds) is decided at once, giving the event loop a turn every YIELD_EVERY
+        images; only the images left to verify get a task each. `sources` learns the state
+        generation, which cached allows were used and whether any image was verified.
         """
-        sources = sources or _Sources()
-        distinct = list(dict.fromkeys(c.image for c in spec.images))
+        sources.generation = self.state.generation()
         secrets = tuple(
             pull_secret_names(self.state, namespace, spec.image_pull_secrets, spec.service_account)
         )
         decided: dict[str, ImageDecision] = {}
         planned: dict[str, _Plan] = {}
-        for image in distinct:
+        for index, image in enumerate(distinct):
+            if index and index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             prepared = self._prepare(image, namespace, secrets, sources.cached)
             if isinstance(prepared, ImageDecision):
                 decided[image] = prepared
@@ -501,7 +561,11 @@ class Enforcer:
     ) -> ImageDecision | _Plan:
         """What the cluster state says about `image`, remembered while the state's generation
         stays (`plans`): a change to any policy, secret or service account forgets it all."""
-        if self.plans is None or len(image) > PLAN_MAX_IMAGE_CHARS:
+        if (
+            self.plans is None
+            or len(image) > PLAN_MAX_IMAGE_CHARS
+            or _names_chars(namespace, pull_secrets) > MEMO_MAX_NAMES_CHARS
+        ):
             return self._derive_plan(image, namespace, pull_secrets)
         generation = self.state.generation()
         memo_key = (image, namespace, pull_secrets)
@@ -644,6 +708,47 @@ class Enforcer:
             patched = check_image.pinned(digest)
         detail = tuple(v.detail for v in verdicts if v.detail)
         return ImageDecision(image, True, policy_name, digest, patched, detail)
+
+
+def _names_chars(namespace: str, names: Iterable[str], account: str | None = None) -> int:
+    """The text of the names a memo key holds besides its images."""
+    return len(namespace) + sum(map(len, names)) + len(account or "")
+
+
+def _rememberable(namespace: str, spec: PodSpec) -> bool:
+    """Whether the answer for `spec` may be remembered (and so is worth looking up)."""
+    return (
+        len(spec.images) <= POD_MAX_IMAGES
+        and _names_chars(namespace, spec.image_pull_secrets, spec.service_account)
+        <= MEMO_MAX_NAMES_CHARS
+    )
+
+
+def _plan_key_chars(key: PlanKey) -> int:
+    image, namespace, pull_secrets = key
+    return len(image) + _names_chars(namespace, pull_secrets)
+
+
+def _plan_chars(plan: ImageDecision | _Plan) -> int:
+    return plan.chars() if isinstance(plan, _Plan) else _decision_chars(plan)
+
+
+def _decision_chars(decision: ImageDecision) -> int:
+    return (
+        len(decision.image)
+        + len(decision.policy)
+        + len(decision.digest or "")
+        + len(decision.patched_image or "")
+        + sum(map(len, decision.reasons))
+    )
+
+
+def _answer_key_chars(key: tuple[str, PodSpec]) -> int:
+    """The text of a remembered pod answer's key (its images also appear in the answer, and
+    are counted twice: the bound errs on the safe side)."""
+    namespace, spec = key
+    images = sum(len(item.image) + len(item.pointer) for item in spec.images)
+    return images + _names_chars(namespace, spec.image_pull_secrets, spec.service_account)
 
 
 def _images_text(images: tuple[ImageDecision, ...]) -> str:

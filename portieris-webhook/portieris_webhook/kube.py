@@ -25,7 +25,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from portieris_webhook import nesting
 from portieris_webhook.admission.owners import OwnerRef, template_images
+from portieris_webhook.background import BackgroundTasks
+from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.errors import (
     ConfigurationError,
     PortierisError,
@@ -34,7 +37,7 @@ from portieris_webhook.errors import (
     TrustStateError,
 )
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, GROUP, IMAGE_POLICY, VERSION
-from portieris_webhook.state import ADDED, MemoryState
+from portieris_webhook.state import ADDED, DELETED, MemoryState
 from portieris_webhook.trust.state_store import Stored
 
 LOG = logging.getLogger(__name__)
@@ -43,6 +46,12 @@ IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 WATCH_TIMEOUT_SECONDS = 290
 PAGE_SIZE = 500
 OWNER_CACHE_SECONDS = 30.0
+OWNER_CACHE_MAX_ENTRIES = 1024
+"""Owners whose template images are kept (least recently used forgotten first)."""
+OWNER_CACHE_MAX_BYTES = 8 * 1024 * 1024
+"""Text of the template images kept over all owners: templates may name many long images."""
+OWNER_ENTRY_BYTES = 1024
+"""What an owner entry is counted for besides its images (its key: names of at most 253)."""
 
 
 @dataclass(frozen=True)
@@ -93,19 +102,33 @@ class KubeApi:
     async def get(
         self, path: str, query: Mapping[str, str] | None = None, timeout: float = 10.0
     ) -> Any:
-        """GET a JSON document; None for 404; RemoteError for anything else that is not 200."""
+        """GET a JSON document; None for 404; RemoteError for anything else that is not 200,
+        or that nests deeper than nesting.MAX_DEPTH."""
+        document, pruned = await self.get_pruned(path, query, timeout)
+        if pruned:
+            raise RemoteError(
+                f"Kubernetes API GET {path}: the answer is nested deeper than "
+                f"{nesting.MAX_DEPTH} levels"
+            )
+        return document
+
+    async def get_pruned(
+        self, path: str, query: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> tuple[Any, bool]:
+        """As `get`, but what nests deeper than nesting.MAX_DEPTH is replaced by
+        nesting.PRUNED (a list holding one such object is still read); whether it was."""
         url = self.server + path + (f"?{urlencode(query)}" if query else "")
         try:
             async with asyncio.timeout(timeout):
                 async with self.session.get(url, headers=self._headers()) as resp:
                     if resp.status == 404:
-                        return None
+                        return None, False
                     body = await resp.read()
                     if resp.status != 200:
                         raise RemoteError(
                             f"Kubernetes API GET {path}: HTTP {resp.status}: {body[:300]!r}"
                         )
-                    return json.loads(body)
+                    return nesting.decode_pruned(body)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RemoteError(f"Kubernetes API GET {path} failed: {exc!r}") from exc
 
@@ -120,16 +143,18 @@ class KubeApi:
                 async with self.session.put(url, headers=headers, data=json.dumps(body)) as resp:
                     answer = await resp.read()
                     try:
-                        return resp.status, json.loads(answer)
-                    except ValueError:
+                        return resp.status, nesting.loads(answer, "the answer", RemoteError)
+                    except RemoteError:
                         return resp.status, None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteError(f"Kubernetes API PUT {path} failed: {exc!r}") from exc
 
     async def watch(
         self, path: str, resource_version: str, seconds: int = WATCH_TIMEOUT_SECONDS
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Stream watch events; the server ends the stream after `seconds`."""
+    ) -> AsyncIterator[tuple[Any, bool]]:
+        """Stream watch events, each with whether it held something nested deeper than
+        nesting.MAX_DEPTH (replaced by nesting.PRUNED); the server ends the stream after
+        `seconds`."""
         query = {
             "watch": "1",
             "resourceVersion": resource_version,
@@ -143,7 +168,7 @@ class KubeApi:
                 raise RemoteError(f"Kubernetes API watch {path}: HTTP {resp.status}")
             async for line in resp.content:
                 if line.strip():
-                    yield json.loads(line)
+                    yield nesting.decode_pruned(line)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -255,21 +280,44 @@ def owner_path(namespace: str, owner: OwnerRef) -> str | None:
     return f"{base}/namespaces/{namespace}/{plural}/{owner.name}"
 
 
+def _owner_entry_size(images: frozenset[str]) -> int:
+    return OWNER_ENTRY_BYTES + sum(len(image) for image in images)
+
+
 class ClusterState(MemoryState):
     """MemoryState fed by informers; owner existence asked of the API (cached)."""
 
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        owner_cache_max_entries: int = OWNER_CACHE_MAX_ENTRIES,
+        owner_cache_max_bytes: int = OWNER_CACHE_MAX_BYTES,
+    ) -> None:
         super().__init__()
         self.api = api
         self.informers: list[Informer] = []
-        # Owners found, with their template images, for a short while (templates can change).
-        self._owners: dict[tuple[str, str, str, str, str], tuple[float, frozenset[str]]] = {}
+        self.background = BackgroundTasks()
+        self.unusable: dict[str, int] = {}
+        """Objects an informer could not use (recorded as unusable), by kind."""
+        self.owners: BoundedDict[tuple[str, str, str, str, str], frozenset[str]] = BoundedDict(
+            owner_cache_max_entries,
+            max_age=OWNER_CACHE_SECONDS,
+            max_bytes=owner_cache_max_bytes,
+            size=_owner_entry_size,
+        )
+        """Owners found, with their template images, for a short while (templates can
+        change); bounded, so that owners never used again are forgotten."""
+
+    def not_ready(self) -> str | None:
+        """Why the cluster's state cannot be trusted to be current, or None."""
+        stopped = self.background.problem()
+        return None if stopped is None else f"is stale: {stopped}"
 
     async def owner_images(self, namespace: str, owner: OwnerRef) -> frozenset[str] | None:
         key = (namespace, owner.group, owner.kind, owner.name, owner.uid)
-        cached = self._owners.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        cached = self.owners.get(key)
+        if cached is not None:
+            return cached
         path = owner_path(namespace, owner)
         if path is None:
             LOG.warning("owner reference %r is malformed: not treated as an owner", owner)
@@ -277,18 +325,47 @@ class ClusterState(MemoryState):
         found = await self.api.get(path)
         images = template_images(found, owner) if isinstance(found, dict) else None
         if images is not None:
-            self._owners[key] = (time.monotonic() + OWNER_CACHE_SECONDS, images)
+            self.owners.put(key, images)
         return images
 
+    def record_unusable(self, obj: Mapping[str, Any], why: str) -> None:
+        """Count an object an informer cannot use, and make sure nothing of it (or of an
+        earlier version) is trusted: see MemoryState.refuse."""
+        kind = str(obj.get("kind"))
+        self.unusable[kind] = self.unusable.get(kind, 0) + 1
+        namespace, name = _names(obj)
+        LOG.warning("%s %s/%s cannot be used: %s", kind, namespace, name, why)
+        try:
+            self.refuse(obj, why)
+        except Exception:  # no name to record it under: nothing of it is stored either
+            LOG.exception("%s %s/%s: cannot record it as unusable", kind, namespace, name)
 
-def _apply(state: MemoryState, event: str, obj: Mapping[str, Any]) -> None:
+
+def _names(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return "", ""
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _apply(state: ClusterState, event: str, obj: Any, pruned: bool) -> None:
+    """Apply one listed or watched object; one that cannot be used is recorded as such
+    (ClusterState.record_unusable) and never stops the objects after it."""
+    if not isinstance(obj, Mapping):
+        state.unusable["?"] = state.unusable.get("?", 0) + 1
+        LOG.warning("%s event without an object (%r): skipped", event, type(obj).__name__)
+        return
+    if pruned and event != DELETED and nesting.holds_pruned(obj):
+        state.record_unusable(obj, f"it is nested deeper than {nesting.MAX_DEPTH} levels")
+        return
     try:
         state.apply(event, obj)
     except PortierisError as exc:
         # Stored as invalid (policies) or skipped (secrets); images it governs are denied.
-        meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        namespace, name = _names(obj)
         LOG.warning("%s %s/%s: %s", obj.get("kind"), namespace, name, exc)
+    except Exception as exc:  # an object no rule foresaw: never a stalled informer
+        state.record_unusable(obj, f"it cannot be read ({type(exc).__name__}: {exc})")
 
 
 class Informer:
@@ -296,7 +373,7 @@ class Informer:
         self,
         api: KubeApi,
         resource: Resource,
-        state: MemoryState,
+        state: ClusterState,
         watch_seconds: int = WATCH_TIMEOUT_SECONDS,
     ) -> None:
         self.api, self.resource, self.state = api, resource, state
@@ -306,25 +383,26 @@ class Informer:
         self.watches = 0
 
     async def _list(self) -> str:
-        items: list[dict[str, Any]] = []
+        items: list[tuple[Any, bool]] = []
         query = {"limit": str(PAGE_SIZE)}
         while True:
-            page = await self.api.get(self.resource.path, query, timeout=60)
+            page, pruned = await self.api.get_pruned(self.resource.path, query, timeout=60)
             if not isinstance(page, dict):
                 raise RemoteError(
                     f"Kubernetes API {self.resource.path}: not found (is the CRD installed?)"
                 )
-            items.extend(page.get("items") or [])
+            items.extend((item, pruned) for item in page.get("items") or [])
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 break
             query = {"limit": str(PAGE_SIZE), "continue": meta["continue"]}
         self.state.clear(self.resource.kind)
         api_version = page.get("apiVersion", "v1")
-        for item in items:
-            item.setdefault("kind", self.resource.kind)
-            item.setdefault("apiVersion", api_version)
-            _apply(self.state, ADDED, item)
+        for item, pruned in items:
+            if isinstance(item, dict):
+                item.setdefault("kind", self.resource.kind)
+                item.setdefault("apiVersion", api_version)
+            _apply(self.state, ADDED, item, pruned)
         self.relists += 1
         LOG.info("listed %d %s objects", len(items), self.resource.kind)
         return str(meta.get("resourceVersion") or "")
@@ -333,23 +411,25 @@ class Informer:
         while True:
             self.watches += 1
             stream = self.api.watch(self.resource.path, resource_version, self.watch_seconds)
-            async for event in stream:
-                event_type, obj = event.get("type"), event.get("object") or {}
+            async for event, pruned in stream:
+                event_type, obj = _event_parts(event)
                 if event_type == "ERROR":
                     LOG.info(
                         "watch of %s ended: %s; listing again",
                         self.resource.kind,
-                        obj.get("message"),
+                        obj.get("message") if isinstance(obj, Mapping) else obj,
                     )
                     return
-                resource_version = str(
-                    (obj.get("metadata") or {}).get("resourceVersion") or resource_version
-                )
-                if event_type != "BOOKMARK":
+                if isinstance(obj, dict):
+                    meta = obj.get("metadata")
+                    found = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+                    resource_version = str(found or resource_version)
                     obj.setdefault("kind", self.resource.kind)
-                    _apply(self.state, str(event_type), obj)
+                if event_type != "BOOKMARK":
+                    _apply(self.state, event_type, obj, pruned)
 
     async def run(self) -> None:
+        """List and watch until cancelled, retrying every failure with a backoff."""
         backoff = 0.5
         while True:
             try:
@@ -370,27 +450,37 @@ class Informer:
                 backoff = min(backoff * 2, 30.0)
 
 
+def _event_parts(event: Any) -> tuple[str, Any]:
+    """A watch event's type and object (a type of "?" for what is no event)."""
+    if not isinstance(event, Mapping):
+        return "?", None
+    return str(event.get("type")), event.get("object")
+
+
 @contextlib.asynccontextmanager
 async def cluster_state(
-    kubeconfig: str | None, watch_seconds: int = WATCH_TIMEOUT_SECONDS
+    kubeconfig: str | None,
+    watch_seconds: int = WATCH_TIMEOUT_SECONDS,
+    owner_cache_max_entries: int = OWNER_CACHE_MAX_ENTRIES,
 ) -> AsyncIterator[ClusterState]:
     """Start the informers; the state turns ready once all have listed; stop them on exit."""
     api = connect(kubeconfig)
-    state = ClusterState(api)
+    state = ClusterState(api, owner_cache_max_entries)
     informers = [Informer(api, resource, state, watch_seconds) for resource in WATCHED]
     state.informers = informers
-    tasks = [asyncio.create_task(i.run(), name=f"informer-{i.resource.kind}") for i in informers]
+    for informer in informers:
+        state.background.start(f"informer-{informer.resource.kind}", informer.run())
 
     async def mark_ready() -> None:
         await asyncio.gather(*(i.synced.wait() for i in informers))
         state.mark_ready()
         LOG.info("caches synced: ready")
 
-    tasks.append(asyncio.create_task(mark_ready()))
+    ready = asyncio.create_task(mark_ready())
     try:
         yield state
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ready.cancel()
+        await state.background.cancel()
+        await asyncio.gather(ready, return_exceptions=True)
         await api.close()

@@ -42,6 +42,8 @@ def _documents(path: Path) -> Iterator[Mapping[str, Any]]:
         docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    except RecursionError as exc:  # PyYAML composes recursively
+        raise ManifestError(f"{path}: cannot read manifest: it is nested too deeply") from exc
     for index, doc in enumerate(docs):
         if doc is None:
             continue

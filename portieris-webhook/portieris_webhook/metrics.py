@@ -6,7 +6,7 @@ existing dashboards and alerts keep working.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -56,6 +56,22 @@ class DecisionCacheMetrics(Collector):
         entries = Metric("portieris_decision_cache_entries", "Decisions cached", "gauge")
         entries.add_sample("portieris_decision_cache_entries", {}, float(stats.entries))
         yield entries
+
+
+class UnusableObjectMetrics(Collector):
+    """Objects the informers could not use (recorded as unusable: a policy as invalid, any
+    other object forgotten), by kind; the log names each one."""
+
+    NAME = "portieris_informer_unusable_objects"
+
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        metric = Metric(self.NAME, "Listed or watched objects that could not be used", "counter")
+        for kind, count in sorted(self.counts.items()):
+            metric.add_sample(f"{self.NAME}_total", {"kind": kind}, float(count))
+        yield metric
 
 
 class Metrics:

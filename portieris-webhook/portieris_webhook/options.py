@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from portieris_webhook.kube import (
+    OWNER_CACHE_MAX_BYTES,
+    OWNER_CACHE_MAX_ENTRIES,
+    OWNER_CACHE_SECONDS,
+)
 from portieris_webhook.listener import ConnectionLimits
 from portieris_webhook.settings import Settings
 from portieris_webhook.trust.persisted import StateLimits
@@ -119,6 +124,14 @@ VERIFY_OPTS = [
         help="Passed image verifications reused without running the verifiers again, while "
         "the image, its policy and every secret they read are unchanged and for at most the "
         "verifiers' refresh interval (least recently used forgotten first; 0: off).",
+    ),
+    cfg.IntOpt(
+        "max-images-per-admission",
+        default=Settings.max_images_per_admission,
+        min=1,
+        help="Distinct images one admitted object may name (containers, init and ephemeral "
+        "containers, image volumes); an object naming more is denied before any of them is "
+        "looked at, so one request cannot hold the webhook for the others.",
     ),
 ]
 
@@ -235,6 +248,14 @@ SERVE_OPTS = [
         min=0.05,
         help="Seconds between checks of the certificate files for rotation.",
     ),
+    cfg.IntOpt(
+        "owner-cache-max-entries",
+        default=OWNER_CACHE_MAX_ENTRIES,
+        min=1,
+        help="Cluster mode: owners (ReplicaSets, Jobs, ...) whose pod template images are kept "
+        f"for {OWNER_CACHE_SECONDS:g} s after a lookup (least recently used forgotten first; "
+        f"{OWNER_CACHE_MAX_BYTES // (1024 * 1024)} MiB of image names at most).",
+    ),
     KUBECONFIG_OPT,
     TRUST_STATE_CONFIGMAP_OPT,
 ]
@@ -294,6 +315,7 @@ def settings_from(conf: cfg.ConfigOpts) -> Settings:
         trust_cache_max_age=conf.trust_cache_max_age,
         trust_failure_ttl=conf.trust_failure_ttl,
         decision_cache_max_entries=conf.decision_cache_max_entries,
+        max_images_per_admission=conf.max_images_per_admission,
         simple_refresh_interval=conf.simple_refresh_interval,
         simple_failure_ttl=conf.simple_failure_ttl,
     )

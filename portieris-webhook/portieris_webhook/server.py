@@ -70,8 +70,9 @@ class WebhookApp:
     state: StateView
     metrics: Metrics
     max_body_bytes: int = 3 * 1024 * 1024
-    also_ready: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
-    """What else must be loaded before the webhook is ready, by name (e.g. the trust state)."""
+    also_ready: Mapping[str, Callable[[], str | None]] = field(default_factory=dict)
+    """What else must be usable for the webhook to be ready, by name (e.g. the trust state):
+    each says why it is not, or None."""
     stopping: bool = False
     """Set once the process was told to stop: not ready, though still answering."""
     rejected: EventSummary = field(
@@ -150,9 +151,10 @@ class WebhookApp:
             return web.json_response({"status": "policies not loaded yet"}, status=503)
         if self.stopping:
             return web.json_response({"status": "shutting down"}, status=503)
-        for name, ready in self.also_ready.items():
-            if not ready():
-                return web.json_response({"status": f"{name} not loaded yet"}, status=503)
+        for name, not_ready in self.also_ready.items():
+            why = not_ready()
+            if why is not None:
+                return web.json_response({"status": f"{name} {why}"}, status=503)
         return web.json_response({"status": "ready"})
 
     async def metrics_handler(self, _request: web.BaseRequest) -> web.Response:

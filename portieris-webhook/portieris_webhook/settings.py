@@ -27,6 +27,9 @@ class Settings:
     decision_cache_max_entries: int = 4096
     """Passed verifications (image, policy, what the verifiers read) reused while fresh
     (0: none)."""
+    max_images_per_admission: int = 256
+    """Distinct images one admission may name; an object naming more is denied before any
+    of them is looked at (a real pod names a handful)."""
     simple_refresh_interval: float | None = None
     """Seconds a tag's digest and a signature store's answer are reused (0: never);
     None follows trust_refresh_interval."""

@@ -183,6 +183,24 @@ class MemoryState:
             self._invalid[key] = InvalidPolicyRecord(*key, str(exc))
             raise
 
+    def refuse(self, obj: Mapping[str, Any], why: str) -> None:
+        """Record that `obj` cannot be used (`why`), under the name its metadata gives: a
+        policy is kept as invalid (the images it could govern are denied), any other object
+        is forgotten, so an earlier version of it never stays trusted."""
+        kind = str(obj.get("kind"))
+        if kind in READ_BY_REQUESTS:
+            self._generation += 1
+        if kind in POLICY_KINDS:
+            key = _policy_key(obj)
+            self._policies.pop(key, None)
+            self._invalid[key] = InvalidPolicyRecord(*key, f"{kind} {key[2]}: {why}")
+        elif kind == "Secret":
+            self._secrets.pop(_namespaced_name(obj), None)
+        elif kind == "ServiceAccount":
+            self._service_accounts.pop(_namespaced_name(obj), None)
+        else:
+            self._objects.pop(_object_key(obj), None)
+
     def clear(self, kind: str) -> None:
         """Forget every object of `kind` (before a full relist from the API server)."""
         if kind in READ_BY_REQUESTS:

@@ -142,20 +142,23 @@ def test_fabricated_owner_reference_does_not_bypass_the_check(cluster: Cluster) 
     assert result.returncode != 0 and "requirement 1 is 'reject'" in result.stderr
 
 
-def test_pod_of_an_existing_replicaset_is_admitted_as_its_child(cluster: Cluster) -> None:
+def test_an_existing_replicaset_vouches_for_no_image_under_a_narrowed_policy(
+    cluster: Cluster,
+) -> None:
     set_policy(cluster, ("registry.invalid/team/*", {}))
     replicaset = k8s_workload("ReplicaSet", IMAGE, name="rs", replicas=0)
     assert eventually(lambda: cluster.create(replicaset).returncode == 0)
     uid = cluster.get("replicaset", "rs")["metadata"]["uid"]
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": uid}
-    # From now on the image itself would be refused: only the owner can vouch for it.
+    assert cluster.create(k8s_workload("Pod", IMAGE, name="child", owners=[owner])).returncode == 0
+    # The policy is narrowed: the owner admitted before then vouches for nothing, and its
+    # new pods are refused as the same pod without an owner is.
     set_policy(cluster, ("registry.invalid/*", REJECT))
     assert eventually(lambda: not created(cluster, k8s_workload("Pod", IMAGE, name="alone")))
-    child = k8s_workload("Pod", IMAGE, name="child", owners=[owner])
-    assert cluster.create(child).returncode == 0
+    later = cluster.create(k8s_workload("Pod", IMAGE, name="later-child", owners=[owner]))
+    assert later.returncode != 0 and IMAGE in later.stderr
     forged = k8s_workload("Pod", IMAGE, name="forged", owners=[{**owner, "uid": str(uuid.uuid4())}])
     assert cluster.create(forged).returncode != 0
-    # A real owner does not vouch for images its template does not run.
     smuggled = k8s_workload("Pod", "registry.invalid/bad/x:1", name="smuggled", owners=[owner])
     result = cluster.create(smuggled)
     assert result.returncode != 0 and "registry.invalid/bad/x:1" in result.stderr

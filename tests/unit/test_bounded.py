@@ -82,6 +82,34 @@ def test_a_value_larger_than_max_bytes_is_not_kept() -> None:
     assert cache.get("huge") is None and cache.bytes == 0
 
 
+def test_keys_count_against_max_bytes_as_values_do() -> None:
+    """A key that holds request text is memory too: a huge key cannot slip past the bound."""
+    cache: BoundedDict[str, bytes] = BoundedDict(10, max_bytes=10, size=len, key_size=len)
+    cache.put("aaa", b"x")
+    assert cache.bytes == 4
+    assert cache.put("bbbbbb", b"y") == [b"x"]
+    assert cache.bytes == 7
+    assert cache.put("k" * 11, b"") == [b"y", b""]  # larger than the bound alone
+    assert cache.bytes == 0 and len(cache) == 0
+
+
+def test_a_key_size_alone_bounds_the_keys() -> None:
+    cache: BoundedDict[str, int] = BoundedDict(10, max_bytes=5, key_size=len)
+    cache.put("abc", 1)
+    assert cache.put("de", 2) == []
+    assert cache.put("f", 3) == [1]
+    assert cache.bytes == 3
+
+
+def test_a_generation_memo_counts_its_keys() -> None:
+    memo: GenerationMemo[str, str] = GenerationMemo(10, max_bytes=8, size=len, key_size=len)
+    memo.put("ab", "cd", generation=1)
+    memo.put("ef", "gh", generation=1)
+    assert memo.bytes == 8
+    memo.put("ij", "kl", generation=1)
+    assert memo.bytes == 8 and memo.get("ab", 1) is None and memo.get("ij", 1) == "kl"
+
+
 def test_max_bytes_needs_a_size_function() -> None:
     with pytest.raises(ValueError, match="size function"):
         BoundedDict(1, max_bytes=10)

@@ -132,8 +132,8 @@ def _unusable_review(tmp_path, kind):
     [
         ("missing", "cannot read"),
         ("directory", "cannot read"),
-        ("deep-nesting", "nested too deeply"),
-        ("deep-nesting-in-review", "nested too deeply"),
+        ("deep-nesting", "nested deeper than 100 levels"),
+        ("deep-nesting-in-review", "nested deeper than 100 levels"),
         ("binary", "is not"),
         ("bad-utf8", "is not"),
         ("utf16", "is not"),
@@ -383,14 +383,23 @@ def test_an_unusable_option_exits_2_not_1_which_verify_uses_for_denied(args):
     assert result.stderr
 
 
-def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path):
+DEEP_TRUST_STATE = '{"format": 1, "repositories": [' + "[" * 3000 + "]" * 3000 + "]}"
+
+
+@pytest.mark.parametrize(
+    ("unreadable", "why"),
+    [('{"format": 99}', "format 99"), (DEEP_TRUST_STATE, "nested deeper than 100 levels")],
+    ids=["other-format", "deep-nesting"],
+)
+def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path, unreadable, why):
     """A cold process must hold what earlier ones trusted before it answers: a trust state it
-    cannot read keeps it unready (and is never overwritten) until it can."""
+    cannot read keeps it unready (and is never overwritten) until it can; the task that
+    reads it never stops over what it reads."""
     ca = TestCA.create()
     ca.write(tmp_path)
     cert, key = ca.write_leaf(tmp_path, "serving")
     state_file = tmp_path / "trust-state.json"
-    state_file.write_text('{"format": 99}')
+    state_file.write_text(unreadable)
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -417,7 +426,7 @@ def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path):
 
     try:
         unready = probe("not loaded")
-        assert state_file.read_text() == '{"format": 99}'
+        assert state_file.read_text() == unreadable
         state_file.write_text("")
         ready = probe('"ready"')
     finally:
@@ -425,4 +434,17 @@ def test_serve_is_not_ready_until_its_trust_state_is_read(tmp_path):
         _out, err = proc.communicate(timeout=30)
     assert json.loads(unready) == {"status": "trust state not loaded yet"}
     assert json.loads(ready) == {"status": "ready"}
-    assert "format 99" in err
+    assert why in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command", [["admit", str(EXAMPLES / "reviews" / "pod-allowed.json")], ["trust-state", "show"]]
+)
+def test_a_deeply_nested_trust_state_file_exits_2_naming_the_limit(tmp_path, command):
+    state_file = tmp_path / "trust-state.json"
+    state_file.write_text(DEEP_TRUST_STATE)
+    manifests = ["--manifests", str(EXAMPLES / "manifests")] if command[0] == "admit" else []
+    result = run(*command, *manifests, "--trust-state-file", str(state_file))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "trust state is nested deeper than 100 levels" in result.stderr

@@ -10,7 +10,7 @@ from portieris_webhook.errors import VerificationError
 from portieris_webhook.http_client import HttpClient
 from portieris_webhook.settings import Settings
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import ADDED
+from portieris_webhook.state import ADDED, MODIFIED
 from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
 
 from tests.builders import (
@@ -40,9 +40,11 @@ class DigestVerifier(Verifier):
 
     name = "trust"
 
-    def __init__(self, context, digest=DIGEST_A, error=None, delay=0.0):
+    def __init__(self, context, digest=DIGEST_A, error=None, delay=0.0, cacheable=False):
         super().__init__(context)
         self.digest, self.error, self.delay = digest, error, delay
+        self.cacheable = cacheable
+        """Whether its passed checks are kept by the decision cache (it reads no secrets)."""
         self.seen: list[str] = []
 
     async def verify(self, check: ImageCheck) -> Verdict:
@@ -51,6 +53,12 @@ class DigestVerifier(Verifier):
         if self.error:
             raise self.error
         return Verdict(self.name, self.digest, "signed")
+
+    def inputs(self, check: ImageCheck):
+        return () if self.cacheable else None
+
+    def max_age(self) -> float:
+        return 60.0 if self.cacheable else 0.0
 
 
 def make_enforcer(state, *, trust=None, timeout=5.0, **trust_kwargs):
@@ -245,15 +253,85 @@ REPLICASET = workload("ReplicaSet", pod_spec("x/y", init=("x/init",)), name="web
 REPLICASET["metadata"]["uid"] = "uid-rs"
 
 
+SIGNED = ("x/*", TRUST)
+
+
+async def admit_owner(enforcer):
+    """The owner goes through the webhook: its images are verified and their allows cached."""
+    response = await decide(enforcer, REPLICASET)
+    assert response["allowed"] is True and decode_patch(response)
+
+
 @pytest.mark.parametrize(
     "spec",
     [pod_spec("x/y"), pod_spec("x/y", init=("x/init",)), pod_spec("x/init", "x/y")],
     ids=["one-image", "all-images", "same-images-other-places"],
 )
-async def test_child_running_its_owners_template_images_is_allowed_without_checks(spec):
-    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
-    response = await decide(make_enforcer(state), workload("Pod", spec, owners=[OWNER]))
+async def test_child_of_an_admitted_owner_is_allowed_from_the_cache_without_a_patch(spec):
+    state = memory_state(cluster_policy("c", SIGNED), REPLICASET)
+    enforcer = make_enforcer(state, cacheable=True)
+    await admit_owner(enforcer)
+    response = await decide(enforcer, workload("Pod", spec, owners=[OWNER]))
     assert response["allowed"] is True and "patch" not in response
+    assert sorted(enforcer.verifiers["trust"].seen) == ["x/init", "x/y"]  # the owner's checks
+
+
+async def test_child_of_an_owner_admitted_before_its_policy_was_narrowed_is_denied():
+    state = memory_state(cluster_policy("c", SIGNED), REPLICASET)
+    enforcer = make_enforcer(state, cacheable=True)
+    await admit_owner(enforcer)
+    state.apply(MODIFIED, cluster_policy("c", ("x/*", REJECT)))
+    response = await decide(enforcer, workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    assert response["allowed"] is False and "image x/y" in response["status"]["message"]
+
+
+async def test_child_of_an_owner_that_never_went_through_the_webhook_is_decided_now():
+    """An owner created before the webhook was installed, during a failurePolicy Ignore
+    window or in an exempted namespace vouches for nothing."""
+    state = memory_state(cluster_policy("c", ("*", REJECT)), REPLICASET)
+    response = await decide(make_enforcer(state), workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    assert response["allowed"] is False and "image x/y" in response["status"]["message"]
+
+
+async def test_child_whose_images_are_not_cached_is_verified_now_and_left_unpatched():
+    enforcer = make_enforcer(memory_state(cluster_policy("c", SIGNED), REPLICASET))
+    response = await decide(enforcer, workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    assert response["allowed"] is True and "patch" not in response
+    assert enforcer.verifiers["trust"].seen == ["x/y"]
+
+
+async def test_child_whose_image_fails_verification_now_is_denied():
+    state = memory_state(cluster_policy("c", SIGNED), REPLICASET)
+    enforcer = make_enforcer(state, error=VerificationError("signature expired"))
+    response = await decide(enforcer, workload("Pod", pod_spec("x/y"), owners=[OWNER]))
+    assert response["allowed"] is False and "signature expired" in response["status"]["message"]
+
+
+def _with_subresource(document):
+    document["request"]["subResource"] = "ephemeralcontainers"
+    return document
+
+
+@pytest.mark.parametrize(
+    ("owner", "images", "namespace", "operation"),
+    [
+        ({**OWNER, "uid": "forged-uid"}, ("x/y",), "default", "CREATE"),
+        ({**OWNER, "name": "not-there"}, ("x/y",), "default", "CREATE"),
+        ({**OWNER, "apiVersion": "example.com/v1"}, ("x/y",), "default", "CREATE"),
+        (OWNER, ("x/y",), "elsewhere", "CREATE"),
+        (OWNER, ("x/y",), "default", "UPDATE"),
+        (OWNER, ("x/y", "x/other"), "default", "CREATE"),
+    ],
+    ids=["wrong-uid", "missing-owner", "other-group", "other-namespace", "update", "other-image"],
+)
+async def test_only_a_real_owner_of_every_image_spares_the_patch(
+    owner, images, namespace, operation
+):
+    state = memory_state(cluster_policy("c", SIGNED), REPLICASET)
+    obj = workload("Pod", pod_spec(*images), namespace=namespace, owners=[owner])
+    response = await decide(make_enforcer(state), obj, operation=operation)
+    assert response["allowed"] is True
+    assert [op["value"] for op in decode_patch(response)] == [f"{i}@{DIGEST_A}" for i in images]
 
 
 async def test_child_running_an_image_its_owner_does_not_is_checked():

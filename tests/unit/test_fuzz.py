@@ -1,4 +1,5 @@
-"""Generated inputs against the HTTPS /admit endpoint and the image reference parser.
+"""Generated inputs against the HTTPS /admit endpoint, the image reference parser and the
+nesting depth every decoder of outside JSON refuses past its limit.
 
 The webhook is served with two rules: `allowed/*` (no checks) and `*` (reject). Whatever
 the body, the answer is HTTP 200 with an AdmissionReview or HTTP 400 with a message,
@@ -18,9 +19,16 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from portieris_webhook.admission.review import OPERATIONS
-from portieris_webhook.errors import InvalidImageReference
+from portieris_webhook.admission.review import OPERATIONS, load_json
+from portieris_webhook.errors import InvalidImageReference, PortierisError
 from portieris_webhook.images import parse_image
+from portieris_webhook.nesting import MAX_DEPTH as NESTING_LIMIT
+from portieris_webhook.registry.credentials import credentials_from_secret
+from portieris_webhook.simple.payload import parse_payload
+from portieris_webhook.simple.stores import parse_signature_list
+from portieris_webhook.state import Secret
+from portieris_webhook.trust import persisted
+from portieris_webhook.trust.metadata import parse_envelope
 
 from tests.builders import GROUP_OF
 from tests.fixtures.webhook import MAX_BODY, serving
@@ -359,3 +367,52 @@ def test_valid_references_parse_and_normalisation_round_trips(text):
     pinned = parse_image(reference.pinned("sha256:" + "b2" * 32))
     assert pinned.repository == reference.repository and pinned.digest == "sha256:" + "b2" * 32
     assert pinned.tag is None
+
+
+# --- nesting depth, for every decoder of outside input -----------------------------------
+def _nested(depth: int, kinds: str, inner: str) -> bytes:
+    """`inner` inside `depth` levels of arrays and objects, in the order `kinds` repeats."""
+    opening = "".join("[" if kinds[i % len(kinds)] == "[" else '{"k":' for i in range(depth))
+    closing = "".join("]" if kinds[i % len(kinds)] == "[" else "}" for i in reversed(range(depth)))
+    return (opening + inner + closing).encode()
+
+
+def _decode_docker_config(data: bytes) -> object:
+    secret = Secret("ns", "pull", "kubernetes.io/dockerconfigjson", {".dockerconfigjson": data})
+    return credentials_from_secret(secret)
+
+
+DECODERS = {
+    "admission review": load_json,
+    "notary metadata": lambda data: parse_envelope(data, "targets"),
+    "trust state": lambda data: persisted.decode(data.decode()),
+    "simple signing payload": parse_payload,
+    "signature list": lambda data: parse_signature_list(data, "https://reg.io/x"),
+    "docker config": _decode_docker_config,
+}
+
+
+@fuzz(60)
+@pytest.mark.parametrize("decoder", DECODERS.values(), ids=DECODERS.keys())
+@given(
+    depth=st.one_of(
+        st.integers(NESTING_LIMIT - 3, NESTING_LIMIT + 3), st.integers(0, 200), st.just(5000)
+    ),
+    kinds=st.sampled_from(["[", "{", "[{", "{[[", "{{["]),
+    inner=st.sampled_from(['"x"', "1", "[]", "{}", '"]]]}}}"', '"\\\\\\"[["']),
+    closed=st.booleans(),
+)
+def test_every_decoder_refuses_deep_nesting_with_its_own_error_never_a_recursion_error(
+    decoder, depth, kinds, inner, closed
+):
+    data = _nested(depth, kinds, inner)
+    if not closed:  # what no decoder should recurse into either: the brackets never close
+        data = data[: len(data) - depth]
+    try:
+        decoder(data)
+    except PortierisError as exc:
+        event(type(exc).__name__)
+        if depth > NESTING_LIMIT:
+            assert f"nested deeper than {NESTING_LIMIT} levels" in str(exc)
+    else:
+        assert depth <= NESTING_LIMIT, "a document nested deeper than the limit was read"

@@ -81,6 +81,7 @@ async def test_a_directory_of_manifests_becomes_the_cluster_state(tmp_path):
             "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: '***'}\n",
             "data.k is not base64",
         ),
+        ("kind: Secret\nx: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_manifests_are_reported_with_the_file(tmp_path, content, message):

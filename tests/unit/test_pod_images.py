@@ -173,14 +173,19 @@ def test_an_owners_template_images_include_its_image_volumes() -> None:
     ],
     ids=["same-volume", "no-volume", "images-in-other-places"],
 )
-async def test_a_child_whose_volume_images_are_in_its_owners_template_is_admitted(
+async def test_a_child_whose_volume_images_are_in_its_owners_template_is_admitted_unpatched(
     child: dict[str, Any],
 ) -> None:
+    """Its images are still decided under today's policy; only the mutation is skipped."""
     state = memory_state(
-        cluster_policy("c", ("*", REJECT)), replicaset(spec_of("x/app", volumes=("x/data",)))
+        cluster_policy("c", ("*", TRUST)), replicaset(spec_of("x/app", volumes=("x/data",)))
     )
-    response = await decide(make_enforcer(state), workload("Pod", child, owners=[OWNER]))
+    enforcer = make_enforcer(state)
+    response = await decide(enforcer, workload("Pod", child, owners=[OWNER]))
     assert response["allowed"] is True and "patch" not in response
+    runs = [c["image"] for c in child["containers"]]
+    runs += [v["image"]["reference"] for v in child.get("volumes", [])]
+    assert sorted(enforcer.verifiers["trust"].seen) == sorted(runs)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from portieris_webhook.admission.request import (
     AdmissionRequest,
 )
 from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.nesting import check_depth
 
 try:  # a faster JSON codec, when installed; the standard library otherwise
     import msgspec
@@ -70,9 +71,11 @@ def load_json(data: bytes | str, what: str = "request body") -> Any:
 
     msgspec, when installed, decodes first: what it accepts it reads exactly as `json` does
     (integers of any size stay integers). Whatever it refuses (`NaN`, a lone surrogate, an
-    integer over `json`'s digit limit, too deep a nesting, bad UTF-8) goes to `json`, whose
-    verdict and message stand, so the answer never depends on which codec is installed.
+    integer over `json`'s digit limit, bad UTF-8) goes to `json`, whose verdict and message
+    stand, so the answer never depends on which codec is installed. Either way, a document
+    nested deeper than nesting.MAX_DEPTH is refused first.
     """
+    check_depth(data, what, InvalidAdmissionReview)
     if _DECODER is not None:
         try:
             return _DECODER.decode(data)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from portieris_webhook.bounded import BoundedDict
+from portieris_webhook.nesting import too_deep
 from portieris_webhook.outbound import AnswerLimits, ReadBudget, Response, Transport
 from portieris_webhook.registry.credentials import RegistryCredential
 
@@ -187,6 +188,8 @@ class AuthenticatedClient:
         url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
         response = await self.http.get(url, headers, timeout, AnswerLimits(MAX_TOKEN_BYTES, budget))
         if response.status != 200:
+            return None
+        if too_deep(response.body):
             return None
         try:
             document = json.loads(response.body)

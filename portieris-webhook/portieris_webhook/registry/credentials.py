@@ -12,6 +12,7 @@ from typing import Any
 from portieris_webhook.errors import SecretError
 from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import normalise_registry_host
+from portieris_webhook.nesting import check_depth
 from portieris_webhook.state import Secret, StateView
 
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
@@ -38,6 +39,7 @@ def credentials_from_secret(secret: Secret) -> list[RegistryCredential]:
         raw, nested = secret.data.get(".dockercfg"), False
     else:
         raise SecretError(f"{where} is not an image pull secret (type {secret.type})")
+    check_depth(raw or b"", f"{where}: docker config", SecretError)
     try:
         document = json.loads(raw or b"")
     except ValueError as exc:

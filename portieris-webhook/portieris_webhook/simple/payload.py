@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portieris_webhook.errors import VerificationError
+from portieris_webhook.nesting import check_depth
 
 SIGNATURE_TYPE = "atomic container signature"
 
@@ -83,6 +84,7 @@ def _check_optional(value: Any) -> None:
 
 def parse_payload(data: bytes) -> SignaturePayload:
     """Parse and validate signed bytes; raise InvalidPayload saying what is wrong."""
+    check_depth(data, "signature payload", InvalidPayload)
     try:
         document = json.loads(
             data.decode("utf-8"),

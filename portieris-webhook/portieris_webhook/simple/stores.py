@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from portieris_webhook.errors import AccessRefused, RemoteError
 from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import ImageReference
+from portieris_webhook.nesting import check_depth
 from portieris_webhook.outbound import ReadBudget
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import api_base
@@ -171,9 +172,10 @@ class RegistryExtensionStore(SignatureStore):
 
 def parse_signature_list(body: bytes, url: str) -> list[bytes]:
     """The atomic (version 2) signatures of an extension API answer."""
+    check_depth(body, f"{url}: signature list", RemoteError)
     try:
         document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise RemoteError(f"{url}: signature list is not JSON") from exc
     entries = document.get("signatures") if isinstance(document, dict) else None
     if entries is None:

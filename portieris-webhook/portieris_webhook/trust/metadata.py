@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portieris_webhook.nesting import check_depth
 from portieris_webhook.trust.canonical import candidates
 from portieris_webhook.trust.errors import HashMismatchError, MetadataError
 from portieris_webhook.trust.keys import PublicKey, parse_key
@@ -155,6 +156,7 @@ class Targets:
 
 def parse_envelope(raw: bytes, role: str) -> Envelope:
     """Split raw bytes into `signed` and signatures; the `_type` must fit `role`."""
+    check_depth(raw, f"{role}: metadata", MetadataError)
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from portieris_webhook.errors import TrustStateError
+from portieris_webhook.nesting import check_depth
 from portieris_webhook.trust.updater import GunState, root_hash
 
 FORMAT = 1
@@ -268,6 +269,7 @@ def decode(text: str | None) -> Document:
     cannot be read is never overwritten."""
     if text is None or not text.strip():
         return Document()
+    check_depth(text, "trust state", TrustStateError)
     try:
         raw = json.loads(text)
     except ValueError as exc:

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from portieris_webhook.background import BackgroundTasks
 from portieris_webhook.errors import PortierisError, StateConflict, TrustStateError
 from portieris_webhook.trust.cache import TrustCache
 from portieris_webhook.trust.persisted import (
@@ -124,6 +125,8 @@ class TrustStateStore:
         self.writes = 0
         """Successful read-modify-write rounds that changed the document (for tests)."""
         self._wake = asyncio.Event()
+        self.background = BackgroundTasks()
+        """Where the sync task runs (`running`): should it stop, the process is not ready."""
         self._dropped = 0
         self._last_error: str | None = None
 
@@ -157,6 +160,14 @@ class TrustStateStore:
 
     def is_loaded(self) -> bool:
         return self.loaded
+
+    def not_ready(self) -> str | None:
+        """Why this process's trust state is not usable, or None: the document was never
+        read, or the task that keeps it in sync stopped."""
+        stopped = self.background.problem()
+        if stopped is not None:
+            return f"is stale: {stopped}"
+        return None if self.loaded else "not loaded yet"
 
     # --- reading and writing ---------------------------------------------------------------
     async def sync(self) -> None:
@@ -219,10 +230,16 @@ class TrustStateStore:
         while True:
             try:
                 await self.sync()
-            except (PortierisError, OSError) as exc:
-                message = str(exc)
+            except Exception as exc:  # whatever fails, the next round tries again
+                expected = isinstance(exc, PortierisError | OSError)
+                message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
                 if message != self._last_error:
-                    LOG.warning("trust state in %s: %s", self.backend.where, message)
+                    LOG.warning(
+                        "trust state in %s: %s",
+                        self.backend.where,
+                        message,
+                        exc_info=None if expected else exc,
+                    )
                     self._last_error = message
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.sync_interval)
@@ -245,13 +262,11 @@ class TrustStateStore:
 @contextlib.asynccontextmanager
 async def running(store: TrustStateStore, final_write_timeout: float = 5.0) -> AsyncIterator[None]:
     """Keep `store` in sync while inside; write what is pending on the way out."""
-    task = asyncio.create_task(store.run(), name="trust-state")
+    store.background.start("trust-state", store.run())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await store.background.cancel()
         if store.pending and store.loaded:
             try:
                 async with asyncio.timeout(final_write_timeout):

@@ -21,6 +21,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from portieris_webhook.nesting import check_depth
 from portieris_webhook.trust.errors import (
     ExpiredMetadataError,
     HashMismatchError,
@@ -332,6 +333,7 @@ async def _rotate(trusted: TrustedMetadataSet, latest: bytes, reader: Reader) ->
 
 def _claimed_version(data: bytes) -> int:
     """The version a (not yet verified) root claims; only used to plan the walk."""
+    check_depth(data, "root: metadata", MetadataError)
     try:
         version = json.loads(data)["signed"]["version"]
     except (ValueError, KeyError, TypeError) as exc:

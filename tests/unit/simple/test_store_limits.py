@@ -53,5 +53,5 @@ def test_a_signature_at_the_size_limit_is_read() -> None:
 
 
 def test_deeply_nested_json_is_not_a_signature_list() -> None:
-    with pytest.raises(RemoteError, match="signature list is not JSON"):
+    with pytest.raises(RemoteError, match="signature list is nested deeper than 100 levels"):
         parse_signature_list(b"[" * 100_000 + b"]" * 100_000, URL)
