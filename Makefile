@@ -37,9 +37,13 @@ crds:
 # Everything the application and its packages are built from: rebuilt only when one changes.
 STX_SOURCES := $(shell find stx-manifests helm-charts/portieris python-k8sapp-portieris debian \
 	-type f ! -name '*.pyc' ! -path '*/build/*' ! -path '*.egg-info/*') \
-	debian_pkg_dirs scripts/build-stx-app.sh scripts/build-debs.sh
-STX_APP := dist/portieris-$(shell bash scripts/build-stx-app.sh --print-version).tgz
-DEBS_STAMP := dist/.debs-stamp
+	debian_pkg_dirs debian_bullseye_pkg_dirs_std debian_trixie_pkg_dirs_std \
+	scripts/build-stx-app.sh scripts/build-debs.sh
+# <SW_VERSION>-<revision>: the revision moves with every commit, so the packages are stamped
+# per version and built again for a new one.
+APP_VERSION := $(shell bash scripts/build-stx-app.sh --print-version)
+STX_APP := dist/portieris-$(APP_VERSION).tgz
+DEBS_STAMP := dist/.debs-$(APP_VERSION).stamp
 
 stx-app: $(STX_APP)
 
@@ -49,6 +53,7 @@ $(STX_APP): $(STX_SOURCES) | system-deps controlplane
 debs: $(DEBS_STAMP)
 
 $(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
+	rm -f dist/.debs-*stamp
 	bash scripts/build-debs.sh
 	touch $@
 

@@ -20,7 +20,6 @@ DIST = REPO_ROOT / "dist"
 CHART_DIR = REPO_ROOT / "helm-charts" / "portieris"
 MANIFESTS = REPO_ROOT / "stx-manifests"
 SYSINV_DOUBLE = REPO_ROOT / "tests" / "sysinv_double"
-PKG_DIRS_FILE = REPO_ROOT / "debian_pkg_dirs"
 
 
 def make(target: str) -> None:
@@ -77,14 +76,3 @@ def unpack(tarball: Path, into: Path) -> Path:
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
-
-
-def pkg_dirs() -> list[str]:
-    lines = PKG_DIRS_FILE.read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-
-
-def meta_data(pkg_dir: str) -> dict[str, object]:
-    data = yaml.safe_load((REPO_ROOT / pkg_dir / "debian" / "meta_data.yaml").read_text())
-    assert isinstance(data, dict)
-    return data

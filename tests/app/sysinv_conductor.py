@@ -56,7 +56,7 @@ def configure(context: dict[str, Any]) -> None:
         context["platform_conf_path"], ".usm_upgrade_in_progress"
     )
     constants.ANSIBLE_BOOTSTRAP_FLAG = os.path.join(
-        context["platform_conf_path"], ".bootstrap_in_progress"
+        context["platform_conf_path"], ".ansible_bootstrap"
     )
     constants.SSL_CERT_CA_LIST_SHARED_DIR = context["ssl_ca_dir"]
 

@@ -9,6 +9,7 @@ too (the bootstrap playbook drops the last two '-' fields).
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 from tests.app import artifacts
+from tests.app.test_debian_packages import meta_data, starlingx_revision, sw_version
 from tests.e2e.controlplane import binaries
 
 APP_FILES = {"metadata.yaml", "checksum.md5"}
@@ -118,13 +120,118 @@ def test_metadata_names_the_application_and_version_of_the_tarball(
     assert "-".join(name.split("-")[:-2]) == metadata["app_name"] == "portieris"
 
 
-def test_metadata_version_is_the_stx_portieris_helm_package_version(
+def loose_version(version: str) -> list[int | str]:
+    """The order sysinv puts application versions in (distutils' LooseVersion, used by the
+    conductor to choose the bundle an application is updated to and by kube_app to tell an
+    update from a downgrade): runs of digits compare as numbers, everything else as text."""
+    parts = re.split(r"(\d+|[a-z]+|\.)", version)
+    return [int(part) if part.isdigit() else part for part in parts if part and part != "."]
+
+
+@pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated")
+def test_version_order_is_sysinvs() -> None:
+    distutils_version = pytest.importorskip("distutils.version")
+    versions = ["1.0-1", "25.09-12", "25.09-9", "26.03-1", "26.09-3", "26.09-10", "27.03-0"]
+    for a in versions:
+        for b in versions:
+            loose = distutils_version.LooseVersion
+            assert (loose_version(a) < loose_version(b)) == (loose(a) < loose(b)), (a, b)
+
+
+def test_metadata_version_is_the_release_and_the_application_packages_revision(
     metadata: dict[str, Any],
 ) -> None:
-    meta = artifacts.meta_data("debian/stx-portieris-helm")
-    release = str(meta["debver"]).split("-")[0]
-    revision = meta["revision"]["stx_patch"]  # type: ignore[index]
-    assert metadata["app_version"] == f"{release}-{revision}"
+    """<SW_VERSION>-<revision>, as StarlingX's stx-portieris-helm rules version it: the
+    revision is the one StarlingX's build gives that package, which every commit moves."""
+    version = str(metadata["app_version"])
+    assert re.fullmatch(r"\d+\.\d+-\d+", version)
+    release, revision = version.split("-")
+    assert release == sw_version()
+    assert int(revision) == starlingx_revision("debian/stx-portieris-helm")
+
+
+@pytest.mark.parametrize("older", ["1.0-1", "25.09-12"])
+def test_metadata_version_sorts_above_earlier_releases(
+    metadata: dict[str, Any], older: str
+) -> None:
+    """sysinv updates an application automatically only to a higher version."""
+    assert loose_version(str(metadata["app_version"])) > loose_version(older)
+
+
+VERSIONING = ["scripts/build-stx-app.sh", "debian"]
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.org",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.org",
+}
+
+
+def print_version(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "SW_VERSION"} | GIT_ID | env
+    return subprocess.run(
+        ["bash", str(root / "scripts" / "build-stx-app.sh"), "--print-version"],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def copy_versioning(into: Path) -> None:
+    """This working tree's build script and packaging, whatever is committed."""
+    for path in VERSIONING:
+        source, target = artifacts.REPO_ROOT / path, into / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+
+
+def commit(clone: Path, message: str) -> None:
+    git = ["git", "-c", "core.hooksPath=/dev/null", "-C", str(clone)]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "--no-verify", "--allow-empty", "-m", message],
+        check=True,
+        env=os.environ | GIT_ID,
+    )
+
+
+def test_release_is_the_targeted_starlingx_release_unless_sw_version_says_otherwise() -> None:
+    if Path("/etc/build.info").exists():
+        pytest.skip("a StarlingX build environment names its own release in /etc/build.info")
+    release, revision = print_version(artifacts.REPO_ROOT).stdout.strip().split("-")
+    assert release == "26.09"
+    overridden = print_version(artifacts.REPO_ROOT, SW_VERSION="27.03").stdout.strip()
+    assert overridden == f"27.03-{revision}"
+
+
+def test_revision_moves_with_a_new_commit(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(artifacts.REPO_ROOT), str(clone)], check=True)
+    copy_versioning(clone)
+    commit(clone, "packaging as in the working tree")
+    before = print_version(clone).stdout.strip()
+    readme = clone / "README.md"
+    readme.write_text(readme.read_text() + "\none more line\n")
+    commit(clone, "one more commit")
+    after = print_version(clone).stdout.strip()
+    assert before.split("-")[0] == after.split("-")[0]
+    assert int(after.split("-")[1]) == int(before.split("-")[1]) + 1
+    assert int(after.split("-")[1]) == starlingx_revision("debian/stx-portieris-helm", root=clone)
+
+
+def test_outside_git_the_revision_is_stx_patch_with_a_warning(tmp_path: Path) -> None:
+    copy_versioning(tmp_path)
+    result = print_version(tmp_path, GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
+    stx_patch = meta_data("debian/stx-portieris-helm")["revision"]["stx_patch"]
+    assert result.stdout.strip().split("-")[1] == str(stx_patch)
+    assert "warning" in result.stderr.lower()
 
 
 @pytest.mark.parametrize(
@@ -191,19 +298,19 @@ def test_helmrelease_takes_the_chart_from_the_metadata_helm_repository(
 # --- the FluxCD manifests
 
 
-def test_kustomize_renders_namespace_repository_release_and_two_overrides_secrets(
+def test_kustomize_renders_repository_release_and_two_overrides_secrets_but_no_namespace(
     rendered: list[dict[str, Any]],
 ) -> None:
+    """sysinv creates the namespace, and removes the application with `kubectl delete -k`:
+    a Namespace among the manifests would be deleted while helm-controller uninstalls."""
     kinds = sorted((obj["kind"], obj["metadata"]["name"]) for obj in rendered)
     assert kinds == [
         ("HelmRelease", "portieris"),
         ("HelmRepository", "stx-platform"),
-        ("Namespace", "portieris"),
         ("Secret", "portieris-static-overrides"),
         ("Secret", "portieris-system-overrides"),
     ]
-    namespaced = [obj for obj in rendered if obj["kind"] != "Namespace"]
-    assert {obj["metadata"]["namespace"] for obj in namespaced} == {"portieris"}
+    assert {obj["metadata"]["namespace"] for obj in rendered} == {"portieris"}
 
 
 def test_release_takes_values_from_static_then_system_overrides(
@@ -339,3 +446,27 @@ def test_assembler_refuses(
     result = assemble(app_dir, tmp_path, version=version, charts=charts, wheels=wheels)
     assert result.returncode != 0 and message in result.stderr
     assert not (tmp_path / "out.tgz").exists()
+
+
+def test_metadata_asks_for_a_reapply_evaluation_on_each_platform_change_of_the_overrides(
+    metadata: dict[str, Any],
+) -> None:
+    """sysinv re-evaluates the overrides only on the triggers metadata.yaml lists: without
+    them a duplex system stays at one replica and a new platform CA never reaches the webhook.
+    Each trigger type is one sysinv sends (common/constants.py), with its own filters."""
+    triggers = metadata["behavior"]["evaluate_reapply"]["triggers"]
+    assert {t["type"]: t.get("filters", []) for t in triggers} == {
+        "runtime-apply-puppet": [],
+        "host-availability-updated": [{"availability": "services-enabled"}],
+        "host-delete": [{"personality": "controller"}],
+        "system-modify": [],
+        "usm-upgrade-complete": [],
+    }
+
+
+def test_the_starlingx_docs_name_the_ca_certificate_commands_cgts_client_has() -> None:
+    """`system certificate-install -m ssl_ca` is gone from cgts-client: the trusted CAs are
+    `system ca-certificate-install`, `ca-certificate-uninstall` and `ca-certificate-list`."""
+    docs = (artifacts.REPO_ROOT / "docs" / "starlingx.md").read_text()
+    assert "-m ssl_ca" not in docs and "system certificate-list" not in docs
+    assert "system ca-certificate-install" in docs and "system ca-certificate-list" in docs

@@ -221,6 +221,7 @@ def flux_apply(
     (overrides_file,) = conductor.run("overrides")["files"]
     text = Path(overrides_file).read_text()
     (manifests / "portieris" / "portieris-system-overrides.yaml").write_text(text)
+    plane.kubectl("create", "namespace", "portieris")  # sysinv's apply creates it first
     objects = fluxcd.kustomize(manifests)
     dry_run = fluxcd.apply(plane, objects, dry_run=True)
     assert dry_run.returncode == 0, dry_run.stderr

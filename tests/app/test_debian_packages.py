@@ -1,15 +1,18 @@
 """The Debian packages `make debs` builds, in StarlingX's per-package form.
 
-Each directory listed in debian_pkg_dirs holds debian/meta_data.yaml and debian/deb_folder/
-as StarlingX's build expects; the packages are checked with dpkg-deb, and the plugin package
-is unpacked into a scratch root where sysinv's entry-point loading must find its plugins.
+StarlingX's build tools (starlingx/root build-tools/stx/discovery.py and debrepack.py) find the
+packages of a Debian codename from `debian_<codename>_pkg_dirs_std`, and each package's
+meta_data.yaml and deb_folder/ under `<package dir>/debian/<codename>/` or `debian/all/`; the
+rules are simulated here for bullseye and trixie. The packages are checked with dpkg-deb, and
+the plugin package is unpacked into a scratch root where sysinv's entry-point loading must find
+its plugins.
 """
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,9 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from packaging.version import Version
 
 from tests.app import artifacts
 
+REPO_ROOT = artifacts.REPO_ROOT
+DISTS = ["bullseye", "trixie"]
+PKG_DIRS = ["debian/portieris-helm", "debian/python3-k8sapp-portieris", "debian/stx-portieris-helm"]
 PACKAGES = [
     "portieris-helm",
     "python3-k8sapp-portieris",
@@ -33,6 +41,107 @@ SOURCE_OF = {
     "stx-portieris-helm": "debian/stx-portieris-helm",
 }
 PLUGIN_DIR = "usr/lib/python3/dist-packages"
+APP_DIR = "usr/local/share/applications/helm"
+
+
+# --- StarlingX's build tools, as far as they look at this repository
+
+
+def entries(path: Path) -> list[str]:
+    """A list file as the build tools read it: stripped lines, no blanks, no # comments."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def first_file(*names: str) -> Path | None:
+    return next((REPO_ROOT / n for n in names if (REPO_ROOT / n).is_file()), None)
+
+
+def pkg_dirs_file(dist: str, build_type: str = "std") -> Path | None:
+    """The package list the build reads for a codename (discovery.package_dir_list, as on
+    r/stx.12.0 and master; r/stx.11.0 skipped a repository with only codename lists): bullseye
+    takes the old debian_pkg_dirs_<type>, then debian_bullseye_pkg_dirs_<type>, then (std only)
+    debian_pkg_dirs; every other codename only debian_<codename>_pkg_dirs_<type>."""
+    if dist == "bullseye":
+        old = ["debian_pkg_dirs"] if build_type == "std" else []
+        return first_file(
+            f"debian_pkg_dirs_{build_type}", f"debian_bullseye_pkg_dirs_{build_type}", *old
+        )
+    return first_file(f"debian_{dist}_pkg_dirs_{build_type}")
+
+
+def iso_image_file(dist: str, build_type: str = "std") -> Path | None:
+    """The ISO package list (discovery.package_iso_list), looked up as the package list is."""
+    if dist == "bullseye":
+        old = ["debian_iso_image.inc"] if build_type == "std" else []
+        return first_file(
+            f"debian_iso_image_{build_type}.inc",
+            f"debian_bullseye_iso_image_{build_type}.inc",
+            *old,
+        )
+    return first_file(f"debian_{dist}_iso_image_{build_type}.inc")
+
+
+def package_folder(pkg_dir: str, dist: str) -> Path:
+    """Where the build takes meta_data.yaml and deb_folder/ (discovery.get_relocated_package_dir):
+    bullseye tries <pkg>/debian/, then debian/bullseye/, then debian/all/; every other codename
+    debian/<codename>/, then debian/all/."""
+    debian = REPO_ROOT / pkg_dir / "debian"
+    candidates = (
+        [debian, debian / dist, debian / "all"]
+        if dist == "bullseye"
+        else [debian / dist, debian / "all"]
+    )
+    for folder in candidates:
+        if (folder / "meta_data.yaml").is_file():
+            return folder
+    raise LookupError(f"{pkg_dir}: No meta_data.yaml found for {dist}")
+
+
+def meta_data(pkg_dir: str, dist: str = "bullseye") -> dict[str, Any]:
+    data = yaml.safe_load((package_folder(pkg_dir, dist) / "meta_data.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def git_count(cwd: Path, *revs: str) -> int:
+    out = subprocess.run(
+        ["git", "rev-list", "--count", *revs, "--", "."],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+def starlingx_revision(pkg_dir: str, root: Path = REPO_ROOT, dist: str = "bullseye") -> int:
+    """The revision StarlingX's build gives a package (debrepack.set_revision) in a clean tree:
+    revision.stx_patch plus the commits since GITREVCOUNT.BASE_SRCREV that changed SRC_DIR
+    (relative to the package directory)."""
+    revision = meta_data(pkg_dir, dist)["revision"]
+    count = 0
+    if "GITREVCOUNT" in revision:
+        gitrevcount = revision["GITREVCOUNT"]
+        src_dir = os.path.expandvars(str(gitrevcount.get("SRC_DIR", "")))
+        where = root / pkg_dir / src_dir if src_dir else package_folder(pkg_dir, dist)
+        count = git_count(where, f"{gitrevcount['BASE_SRCREV']}..HEAD")
+    return count + int(revision["stx_patch"])
+
+
+def sw_version() -> str:
+    """The StarlingX release the build versions the application with."""
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "build-stx-app.sh"), "--print-sw-version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def expected_version(pkg_dir: str) -> str:
+    return f"{meta_data(pkg_dir)['debver']}.stx.{starlingx_revision(pkg_dir)}"
 
 
 def deb(package: str) -> Path:
@@ -58,27 +167,36 @@ def field(package: str, name: str) -> str:
     return out.stdout.strip()
 
 
-def expected_version(pkg_dir: str) -> str:
-    meta = artifacts.meta_data(pkg_dir)
-    return f"{meta['debver']}.stx.{meta['revision']['stx_patch']}"  # type: ignore[index]
-
-
 # --- the StarlingX layout
 
 
-def test_pkg_dirs_list_every_package_directory_in_build_order() -> None:
-    assert artifacts.pkg_dirs() == [
-        "debian/portieris-helm",
-        "debian/python3-k8sapp-portieris",
-        "debian/stx-portieris-helm",
-    ]
+@pytest.mark.parametrize("dist", DISTS)
+def test_build_tools_find_every_package_in_build_order(dist: str) -> None:
+    listing = pkg_dirs_file(dist)
+    assert listing is not None, f"no package list for {dist}"
+    assert listing.name == f"debian_{dist}_pkg_dirs_std"
+    assert entries(listing) == PKG_DIRS
+    for pkg_dir in PKG_DIRS:
+        # One copy for every codename, and no old-style debian/meta_data.yaml that bullseye
+        # would take before it.
+        assert package_folder(pkg_dir, dist) == REPO_ROOT / pkg_dir / "debian" / "all"
 
 
-@pytest.mark.parametrize("pkg_dir", sorted(set(SOURCE_OF.values())))
-def test_package_directory_has_meta_data_and_deb_folder(pkg_dir: str) -> None:
-    meta = artifacts.meta_data(pkg_dir)
-    deb_folder = artifacts.REPO_ROOT / pkg_dir / "debian" / "deb_folder"
-    assert (artifacts.REPO_ROOT / pkg_dir / str(meta["src_path"])).is_dir()
+def test_old_style_package_list_if_kept_lists_the_same_packages() -> None:
+    """debian_pkg_dirs is read only by a bullseye build of a repository without
+    debian_bullseye_pkg_dirs_std: it must not say anything else."""
+    old = REPO_ROOT / "debian_pkg_dirs"
+    if old.exists():
+        assert entries(old) == PKG_DIRS
+
+
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("pkg_dir", PKG_DIRS)
+def test_package_folder_has_meta_data_and_deb_folder(pkg_dir: str, dist: str) -> None:
+    meta = meta_data(pkg_dir, dist)
+    deb_folder = package_folder(pkg_dir, dist) / "deb_folder"
+    # src_path is relative to the package directory (debrepack), not to debian/all/.
+    assert (REPO_ROOT / pkg_dir / str(meta["src_path"])).is_dir()
     assert meta["debname"] == pkg_dir.removeprefix("debian/")
     assert (deb_folder / "source" / "format").read_text().strip() == "3.0 (quilt)"
     assert os.access(deb_folder / "rules", os.X_OK)
@@ -89,13 +207,52 @@ def test_package_directory_has_meta_data_and_deb_folder(pkg_dir: str) -> None:
     assert changelog.startswith(f"{meta['debname']} ({meta['debver']}) ")
 
 
-@pytest.mark.parametrize("name", ["debian_build_layer.cfg", "centos_build_layer.cfg"])
-def test_build_layer_is_flock(name: str) -> None:
-    assert (artifacts.REPO_ROOT / name).read_text() == "flock\n"
+@pytest.mark.parametrize("pkg_dir", PKG_DIRS)
+def test_revision_counts_this_repositorys_commits(pkg_dir: str) -> None:
+    """StarlingX's build adds to stx_patch the commits since BASE_SRCREV in SRC_DIR, so every
+    commit moves the packages' and the application's revision."""
+    revision = meta_data(pkg_dir)["revision"]
+    assert revision["dist"] == "$STX_DIST"
+    assert isinstance(revision["stx_patch"], int)
+    gitrevcount = revision["GITREVCOUNT"]
+    src_dir = (REPO_ROOT / pkg_dir / str(gitrevcount["SRC_DIR"])).resolve()
+    assert src_dir == REPO_ROOT
+    base = str(gitrevcount["BASE_SRCREV"])
+    assert re.fullmatch(r"[0-9a-f]{40}", base)
+    ancestor = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", base, "HEAD"], cwd=REPO_ROOT, check=False
+    )
+    assert ancestor.returncode == 0, f"BASE_SRCREV {base} is not a commit of this history"
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_iso_image_list_names_the_package_that_installs_the_application(dist: str) -> None:
+    listing = iso_image_file(dist)
+    assert listing is not None, f"no ISO image list for {dist}"
+    assert listing.name == f"debian_{dist}_iso_image_std.inc"
+    assert entries(listing) == ["stx-portieris-helm"]
+    packages = pkg_dirs_file(dist)
+    assert packages is not None
+    built_here = {str(meta_data(d, dist)["debname"]): d for d in entries(packages)}
+    for name in entries(listing):
+        assert name in built_here, f"{name} is not a package built for {dist}"
+        install = package_folder(built_here[name], dist) / "deb_folder" / f"{name}.install"
+        assert f"{APP_DIR}/" in install.read_text()
+
+
+def test_build_layer_is_flock() -> None:
+    assert entries(REPO_ROOT / "debian_build_layer.cfg") == ["flock"]
+
+
+def test_centos_build_layer_says_it_is_obsolete_and_mirrors_debians() -> None:
+    centos = REPO_ROOT / "centos_build_layer.cfg"
+    comments = [line for line in centos.read_text().splitlines() if line.startswith("#")]
+    assert any("obsolete" in line.lower() for line in comments)
+    assert entries(centos) == entries(REPO_ROOT / "debian_build_layer.cfg")
 
 
 def test_chart_package_version_is_the_chart_version() -> None:
-    debver = str(artifacts.meta_data("debian/portieris-helm")["debver"])
+    debver = str(meta_data("debian/portieris-helm")["debver"])
     assert debver.split("-")[0] == artifacts.chart_version()
 
 
@@ -120,18 +277,26 @@ def test_package_is_built_at_its_starlingx_version(package: str) -> None:
         ),
         ("python3-k8sapp-portieris", f"{PLUGIN_DIR}/k8sapp_portieris/common/constants.py"),
         ("python3-k8sapp-portieris-wheels", "plugins/k8sapp_portieris-{wheel}-py3-none-any.whl"),
-        ("stx-portieris-helm", "usr/local/share/applications/helm/portieris-{app}.tgz"),
+        ("stx-portieris-helm", f"{APP_DIR}/portieris-{{app}}.tgz"),
     ],
 )
 def test_package_contains(package: str, path: str) -> None:
-    setup = configparser.ConfigParser()
-    setup.read(artifacts.REPO_ROOT / "python-k8sapp-portieris" / "setup.cfg")
+    # The wheel is versioned <SW_VERSION>.<revision> (PBR_VERSION), as StarlingX's rules do.
+    pbr_version = f"{sw_version()}.{starlingx_revision('debian/python3-k8sapp-portieris')}"
     expected = path.format(
         chart=artifacts.chart_version(),
-        wheel=setup["metadata"]["version"],
+        wheel=Version(pbr_version),
         app=artifacts.app_version(),
     )
     assert expected in contents(package)
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_iso_image_package_installs_the_application_tarball(dist: str) -> None:
+    listing = iso_image_file(dist)
+    assert listing is not None, f"no ISO image list for {dist}"
+    for name in entries(listing):
+        assert f"{APP_DIR}/portieris-{artifacts.app_version()}.tgz" in contents(name)
 
 
 def test_plugin_package_carries_its_entry_points() -> None:
@@ -153,7 +318,7 @@ def test_application_package_holds_the_same_application_as_make_stx_app(
 ) -> None:
     root = tmp_path / "root"
     subprocess.run(["dpkg-deb", "--extract", str(deb("stx-portieris-helm")), str(root)], check=True)
-    packaged = root / "usr/local/share/applications/helm" / artifacts.app_tarball().name
+    packaged = root / APP_DIR / artifacts.app_tarball().name
     from_deb = artifacts.unpack(packaged, tmp_path / "deb-app")
     from_make = artifacts.unpack(artifacts.app_tarball(), tmp_path / "make-app")
     for path in ("metadata.yaml", "fluxcd-manifests/portieris/helmrelease.yaml"):

@@ -178,9 +178,116 @@ def test_a_bad_platform_certificate_is_reported_by_the_check(platform: Platform)
         check_apply(platform)
 
 
-def test_automatic_apply_is_refused_as_sysinv_does(platform: Platform) -> None:
-    with pytest.raises(exception.LifecycleSemanticCheckException, match="Automatic apply"):
+def test_the_automatic_apply_that_a_platform_change_asks_for_is_allowed(
+    platform: Platform,
+) -> None:
+    """sysinv's default refuses every automatic apply; the overrides follow the platform,
+    so the apply its re-apply evaluation asks for must go through."""
+    platform.hook(AUTO, CHECK, "pre", sysinv_constants.APP_APPLY_OP)
+    platform.hook(AUTO, CHECK, "pre", sysinv_constants.APP_EVALUATE_REAPPLY_OP)
+
+
+@pytest.mark.parametrize(
+    "operation", [sysinv_constants.APP_APPLY_OP, sysinv_constants.APP_EVALUATE_REAPPLY_OP]
+)
+def test_the_automatic_apply_waits_while_bootstrap_runs(platform: Platform, operation: str) -> None:
+    flag = Path(sysinv_constants.ANSIBLE_BOOTSTRAP_FLAG)
+    assert flag.name == ".ansible_bootstrap"  # sysinv's flag, in tsconfig's VOLATILE_PATH
+    flag.touch()
+    try:
+        with pytest.raises(exception.LifecycleSemanticCheckException, match="bootstrap"):
+            platform.hook(AUTO, CHECK, "pre", operation)
+    finally:
+        flag.unlink()
+
+
+def test_the_automatic_apply_refuses_unusable_overrides_as_a_manual_one(
+    platform: Platform,
+) -> None:
+    platform.set_user_overrides({"defaultTrustServer": "http://notary.example.com"})
+    with pytest.raises(exception.LifecycleSemanticCheckException, match="https"):
         platform.hook(AUTO, CHECK, "pre", sysinv_constants.APP_APPLY_OP)
+
+
+def test_the_check_renders_the_chart_for_the_clusters_kubernetes_version(
+    platform: Platform,
+) -> None:
+    """kubeadm's version, as sysinv reads it: a cluster older than the chart supports is
+    refused by the check, not half-way through the apply."""
+    platform.kubectl_apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+            "data": {"ClusterConfiguration": "apiVersion: v1\nkubernetesVersion: v1.24.0\n"},
+        }
+    )
+    try:
+        with pytest.raises(exception.LifecycleSemanticCheckException, match="kubeVersion"):
+            check_apply(platform)
+    finally:
+        platform.kubectl("delete", "configmap", "kubeadm-config", "-n", "kube-system")
+    check_apply(platform)  # without kubeadm's version: helm's own
+
+
+# --- update from another version (its user overrides carried over)
+
+
+UPSTREAM_OVERRIDES = {
+    "PostUpgradePolicy": "Fail",
+    "ReapplyAdmissionWebhook": False,
+    "image": {"host": "registry.local:9001/icr.io/portieris"},
+}
+
+
+def previous_version(platform: Platform, user: dict[str, Any]) -> None:
+    """The version updated from, as sysinv's API leaves it when the update starts: inactive,
+    with the operator's overrides."""
+    row = platform.dbapi.kube_app_create(
+        {
+            "name": "portieris",
+            "app_version": "25.09-12",
+            "status": sysinv_constants.APP_INACTIVE_STATE,
+        }
+    )
+    platform.dbapi.helm_override_create(
+        {
+            "app_id": row.id,
+            "name": "portieris",
+            "namespace": NS,
+            "user_overrides": yaml.safe_dump(user),
+        }
+    )
+
+
+def check_update(platform: Platform) -> None:
+    platform.hook(MANUAL, CHECK, "pre", sysinv_constants.APP_UPDATE_OP, to_app=True)
+
+
+def test_an_update_from_the_upstream_app_names_each_override_it_cannot_carry(
+    platform: Platform,
+) -> None:
+    previous_version(platform, {**UPSTREAM_OVERRIDES, "replicaCount": 2})
+    with pytest.raises(exception.LifecycleSemanticCheckException) as refused:
+        check_update(platform)
+    message = str(refused.value)
+    for key in ("PostUpgradePolicy", "ReapplyAdmissionWebhook", "image.host"):
+        assert key in message
+    assert "replicaCount" not in message
+    assert "helm-override-update" in message
+
+
+def test_an_update_refuses_carried_overrides_the_charts_schema_refuses(
+    platform: Platform,
+) -> None:
+    previous_version(platform, {"someUpstreamValue": 1})
+    with pytest.raises(exception.LifecycleSemanticCheckException, match="someUpstreamValue"):
+        check_update(platform)
+
+
+def test_an_update_carrying_overrides_this_chart_takes_goes_ahead(platform: Platform) -> None:
+    previous_version(platform, {"replicaCount": 2, "webHooks": {"failurePolicy": "Ignore"}})
+    check_update(platform)
 
 
 # --- namespace label
@@ -191,9 +298,11 @@ def mark_restart(platform: Platform, value: str) -> None:
     platform.kubectl("patch", "deployment", "portieris", "-n", NS, "-p", json.dumps(patch))
 
 
-def test_apply_labels_the_namespace_platform(applied: Platform) -> None:
+def test_the_first_install_labels_the_namespace_before_the_pods_and_restarts_nothing(
+    applied: Platform,
+) -> None:
     assert label(applied) == "platform"
-    assert restarted_at(applied) is not None  # the pods came up before the label
+    assert restarted_at(applied) is None
 
 
 def test_an_unchanged_label_does_not_restart_the_pods(applied: Platform) -> None:
@@ -338,6 +447,20 @@ def test_a_copy_that_is_not_the_charts_configuration_is_not_created(applied: Pla
     backup_action(applied, "post-backup-action")
     assert applied.get("mutatingwebhookconfiguration", "attacker") == {}
     assert applied.webhook_configuration() == {}
+
+
+@pytest.mark.parametrize(
+    "action", ["pre-backup-action", "post-backup-action", "post-restore-action"]
+)
+def test_backup_and_restore_leave_an_application_that_is_not_applied_alone(
+    platform: Platform, action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sysinv runs these hooks for every application: an uploaded portieris has nothing to
+    back up or restore, and nothing to complain about."""
+    platform.app.status = sysinv_constants.APP_UPLOAD_SUCCESS
+    backup_action(platform, action)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert platform.get("secret", BACKUP_SECRET, "-n", NS) == {}
 
 
 def test_backup_without_the_application_installed_does_nothing(platform: Platform) -> None:

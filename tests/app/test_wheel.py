@@ -4,6 +4,7 @@ fresh virtual environment, its plugins found by sysinv's entry-point discovery (
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -46,10 +47,7 @@ DISCOVER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
-    build = tmp_path_factory.mktemp("build")
+def build_wheel(dist: Path, build: Path, **env: str) -> Path:
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     subprocess.run(
         [*pip_wheel, "-q", "-w", str(dist), str(PACKAGE)],
@@ -57,9 +55,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=build,
         capture_output=True,
         text=True,
+        env={k: v for k, v in os.environ.items() if k != "PBR_VERSION"} | env,
     )
     (found,) = dist.glob("k8sapp_portieris-*.whl")
     return found
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("build"))
+
+
+def test_the_wheel_is_versioned_by_the_builds_pbr_version(tmp_path: Path) -> None:
+    """StarlingX's rules export PBR_VERSION=<SW_VERSION>.<revision> before building the
+    plugin; the wheel, and the plugin sysinv installs from it, carry that version."""
+    built = build_wheel(tmp_path / "dist", tmp_path, PBR_VERSION="26.09.42")
+    assert built.name == "k8sapp_portieris-26.9.42-py3-none-any.whl"
+    with zipfile.ZipFile(built) as archive:
+        (meta,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "\nVersion: 26.9.42\n" in archive.read(meta).decode()
 
 
 def test_the_wheel_holds_the_package_and_its_entry_points(wheel: Path) -> None:

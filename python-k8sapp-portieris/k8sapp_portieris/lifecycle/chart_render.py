@@ -36,10 +36,14 @@ def chart_problems(
     namespace: str,
     values_files: Sequence[str],
     values: Sequence[Mapping[str, Any]],
+    kube_version: str | None = None,
 ) -> list[str]:
-    """What `helm template` refuses, with the files then the values documents in that order."""
+    """What `helm template` refuses, with the files then the values documents in that order,
+    rendered for the cluster's Kubernetes version when it is given."""
     with tempfile.TemporaryDirectory(prefix="portieris-check-") as tmp:
         argv = [HELM, "template", "portieris", chart_archive, "--namespace", namespace]
+        if kube_version:
+            argv += ["--kube-version", kube_version]
         for path in values_files:
             argv += ["--values", path]
         for number, document in enumerate(values):

@@ -3,10 +3,21 @@
 | hook (type, operation, timing)        | what it does |
 |---------------------------------------|--------------|
 | check, apply, pre                     | refuse user overrides the application or the chart cannot use, saying why |
+| check (auto), apply/evaluate-reapply  | allow sysinv's automatic (re-)apply, except while bootstrap is in progress |
+| resource, apply, pre                  | first install: label the namespace before the pods exist |
 | operation, apply, post                | label the namespace with the component label; restart the pods if it changed |
+| check, update, pre (to the new app)   | refuse, before anything changes, user overrides carried over that this chart cannot take |
 | check, update, pre (auto)             | after an update, once no platform upgrade runs: re-apply if the webhook still has the update's failurePolicy |
 | operation, backup, pre                | keep a copy of the webhook configuration, then delete it |
 | operation, backup/restore, post       | create the webhook configuration again from that copy |
+
+Backup and restore hooks run for every application whatever its state: they act only on an
+applied portieris.
+
+The platform facts the system overrides follow (controllers, CA certificates, the system
+mode, a platform upgrade) are re-read when sysinv evaluates a re-apply on the triggers
+metadata.yaml lists (behavior.evaluate_reapply), and the automatic apply that follows is
+allowed here, where sysinv's default refuses it.
 
 While the application is updated (or the platform upgraded) the helm plugin writes
 `platform.failurePolicy: Ignore`, so the webhook cannot block pods while its own pods are
@@ -44,11 +55,18 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
     def app_lifecycle_actions(
         self, context: Any, conductor_obj: Any, app_op: Any, app: Any, hook_info: Any
     ) -> None:
-        # sysinv's defaults first: automatic apply refused, forbidden removals, registry secrets.
+        if _is_automatic_check(hook_info):
+            # sysinv's default refuses every automatic apply: this application's overrides
+            # follow the platform, so the apply its triggers ask for must go through.
+            self.check_automatic(app_op, app, hook_info)
+            return
+        # sysinv's defaults first: forbidden removals, registry secrets.
         super().app_lifecycle_actions(context, conductor_obj, app_op, app, hook_info)
-        hook = self._hooks().get(
-            (hook_info.lifecycle_type, hook_info.operation, hook_info.relative_timing)
-        )
+        key = (hook_info.lifecycle_type, hook_info.operation, hook_info.relative_timing)
+        if hook_info.operation in _BACKUP_OPERATIONS and app.status != _APPLIED:
+            LOG.info("portieris is %s, not applied: nothing to do for %s", app.status, key)
+            return
+        hook = self._hooks().get(key)
         if hook is not None:
             hook(app_op, app, hook_info)
 
@@ -57,11 +75,14 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
             (_C.APP_LIFECYCLE_TYPE_SEMANTIC_CHECK, sysinv_constants.APP_APPLY_OP, "pre"): (
                 self.check_apply
             ),
+            (_C.APP_LIFECYCLE_TYPE_RESOURCE, sysinv_constants.APP_APPLY_OP, "pre"): (
+                self.label_first_install
+            ),
             (_C.APP_LIFECYCLE_TYPE_OPERATION, sysinv_constants.APP_APPLY_OP, "post"): (
                 self.post_apply
             ),
             (_C.APP_LIFECYCLE_TYPE_SEMANTIC_CHECK, sysinv_constants.APP_UPDATE_OP, "pre"): (
-                self.clean_update
+                self.check_update
             ),
             (_C.APP_LIFECYCLE_TYPE_OPERATION, sysinv_constants.APP_BACKUP, "pre"): self.pre_backup,
             (_C.APP_LIFECYCLE_TYPE_OPERATION, sysinv_constants.APP_BACKUP, "post"): (
@@ -73,6 +94,16 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
         }
 
     # --- apply
+
+    def check_automatic(self, app_op: Any, app: Any, hook_info: Any) -> None:
+        """sysinv's automatic apply or re-apply evaluation: held while bootstrap runs (the
+        platform it would read is not there yet), else checked as a manual apply."""
+        if os.path.exists(sysinv_constants.ANSIBLE_BOOTSTRAP_FLAG):
+            raise exception.LifecycleSemanticCheckException(
+                f"automatic {hook_info.operation} of {app.name} waits until bootstrap completes"
+            )
+        if hook_info.operation == sysinv_constants.APP_APPLY_OP:
+            self.check_apply(app_op, app, hook_info)
 
     def check_apply(self, app_op: Any, app: Any, hook_info: Any) -> None:
         """Refuse user overrides that would break the apply, with every reason at once."""
@@ -92,12 +123,12 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
         except exception.SysinvException as exc:
             raise _refused([str(exc)]) from exc
         problems = checks.disruption_problems(checks.merge_values(system, user))
-        problems.extend(self._chart_problems(app, system, user))
+        problems.extend(self._chart_problems(app_op, app, system, user))
         if problems:
             raise _refused(problems)
 
     def _chart_problems(
-        self, app: Any, system: Mapping[str, Any], user: Mapping[str, Any]
+        self, app_op: Any, app: Any, system: Mapping[str, Any], user: Mapping[str, Any]
     ) -> list[str]:
         archive = chart_render.find_chart(app.inst_charts_dir, constants.HELM_CHART_PORTIERIS)
         if archive is None:
@@ -110,21 +141,47 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
         )
         files = [static] if os.path.isfile(static) else []
         return chart_render.chart_problems(
-            archive, constants.HELM_NS_PORTIERIS, files, [system, user]
+            archive,
+            constants.HELM_NS_PORTIERIS,
+            files,
+            [system, user],
+            kube_version=_kubernetes_version(app_op),
         )
+
+    def label_first_install(self, app_op: Any, app: Any, hook_info: Any) -> None:
+        """On the first install, label the namespace (sysinv created it just before) while
+        no pod exists yet, so post_apply finds the label right and restarts nothing."""
+        kube = app_op._kube
+        if kube.kube_get_namespaced_deployment(
+            constants.WEBHOOK_DEPLOYMENT, constants.HELM_NS_PORTIERIS
+        ):
+            return  # pods run: post_apply relabels and rolls them if the label changes
+        wanted = self._wanted_label(app_op, app)
+        if wanted is not None:
+            kube.kube_patch_namespace(
+                constants.HELM_NS_PORTIERIS,
+                {"metadata": {"labels": {constants.HELM_COMPONENT_LABEL_PORTIERIS: wanted}}},
+            )
+
+    def _wanted_label(self, app_op: Any, app: Any) -> str | None:
+        """The component label the operator's overrides ask for (None if unusable)."""
+        try:
+            user = checks.parse_user_overrides(self._user_overrides(app_op, app))
+        except OverridesError:
+            LOG.exception("portieris: user overrides unreadable, namespace label left as it is")
+            return None
+        wanted = user.get(constants.HELM_COMPONENT_LABEL_PORTIERIS) or constants.COMPONENT_PLATFORM
+        if checks.component_problems(wanted):
+            LOG.error("portieris: %s", checks.component_problems(wanted)[0])
+            return None
+        return str(wanted)
 
     def post_apply(self, app_op: Any, app: Any, hook_info: Any) -> None:
         """Label the namespace with the component; roll the pods only if the label changed."""
         if not hook_info.extra.get(_C.APP_APPLIED, True):
             return
-        try:
-            user = checks.parse_user_overrides(self._user_overrides(app_op, app))
-        except OverridesError:
-            LOG.exception("portieris: user overrides unreadable, namespace label left as it is")
-            return
-        wanted = user.get(constants.HELM_COMPONENT_LABEL_PORTIERIS) or constants.COMPONENT_PLATFORM
-        if checks.component_problems(wanted):
-            LOG.error("portieris: %s", checks.component_problems(wanted)[0])
+        wanted = self._wanted_label(app_op, app)
+        if wanted is None:
             return
         key = constants.HELM_COMPONENT_LABEL_PORTIERIS
         namespace = app_op._kube._get_kubernetesclient_core().read_namespace(
@@ -146,16 +203,67 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
 
     # --- update
 
+    def check_update(self, app_op: Any, app: Any, hook_info: Any) -> None:
+        """The check of the version updated to (before anything changes), or the periodic
+        automatic-update check of the applied version."""
+        if hook_info.extra.get(_C.TO_APP):
+            self.check_carried_overrides(app_op, app)
+        else:
+            self.clean_update(app_op, app, hook_info)
+
+    def check_carried_overrides(self, app_op: Any, app: Any) -> None:
+        """Refuse an update whose carried-over user overrides (maintain_user_overrides) this
+        version cannot take, naming each: an update from the upstream application carries
+        its own keys, which this chart's schema refuses."""
+        text = self._previous_user_overrides(app_op, app)
+        try:
+            user = checks.parse_user_overrides(text)
+        except OverridesError as exc:
+            raise _refused([str(exc)], update=True) from exc
+        problems = checks.upstream_override_problems(user) + checks.user_override_problems(user)
+        if not problems and user:
+            try:
+                system = app_op._helm.get_helm_chart_overrides(
+                    constants.HELM_CHART_PORTIERIS,
+                    cnamespace=constants.HELM_NS_PORTIERIS,
+                    app_name=app.name,
+                )
+            except exception.SysinvException as exc:
+                raise _refused([str(exc)], update=True) from exc
+            problems = self._chart_problems(app_op, app, system, user)
+        if problems:
+            raise _refused(problems, update=True)
+
+    @staticmethod
+    def _previous_user_overrides(app_op: Any, app: Any) -> str | None:
+        """The user overrides of the version being updated from: the inactive version of
+        the application sysinv made inactive last (its API does so as the update starts)."""
+        dbapi = app_op._dbapi
+        previous = [
+            other
+            for other in dbapi.kube_app_get_inactive(app.name)
+            if other.app_version != app.version
+        ]
+        if not previous:
+            return None
+        latest = max(previous, key=_last_changed)
+        try:
+            row = dbapi.helm_override_get(
+                app_id=latest.id,
+                name=constants.HELM_CHART_PORTIERIS,
+                namespace=constants.HELM_NS_PORTIERIS,
+            )
+        except exception.HelmOverrideNotFound:
+            return None
+        text = row["user_overrides"]
+        return str(text) if text else None
+
     def clean_update(self, app_op: Any, app: Any, hook_info: Any) -> None:
         """After an update: once no platform upgrade runs, give the webhook the operator's
         failurePolicy again (a re-apply: the plugin no longer writes the update's Ignore)."""
         # The periodic automatic-update check of the applied application only: not the check
         # sysinv runs on the new version in the middle of an update.
-        if (
-            hook_info.mode != _C.APP_LIFECYCLE_MODE_AUTO
-            or hook_info.extra.get(_C.TO_APP)
-            or app.status != sysinv_constants.APP_APPLY_SUCCESS
-        ):
+        if hook_info.mode != _C.APP_LIFECYCLE_MODE_AUTO or app.status != _APPLIED:
             return
         if os.path.exists(sysinv_constants.USM_UPGRADE_IN_PROGRESS):
             LOG.info("portieris: platform upgrade in progress, failurePolicy stays Ignore")
@@ -263,11 +371,60 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
         return str(text) if text else None
 
 
-def _refused(problems: list[str]) -> Exception:
-    reasons = "\n".join(f"  - {p}" for p in problems)
-    refused: Exception = exception.LifecycleSemanticCheckException(
-        f"portieris user overrides cannot be applied:\n{reasons}\n"
-        "Correct them with: system helm-override-update portieris portieris portieris "
-        "--values <file> (or --reset-values), then apply again."
+_APPLIED = sysinv_constants.APP_APPLY_SUCCESS
+_BACKUP_OPERATIONS = (
+    sysinv_constants.APP_BACKUP,
+    sysinv_constants.APP_ETCD_BACKUP,
+    sysinv_constants.APP_RESTORE,
+)
+
+
+def _is_automatic_check(hook_info: Any) -> bool:
+    """sysinv's semantic check before an automatic apply, or of a re-apply evaluation."""
+    return bool(
+        hook_info.lifecycle_type == _C.APP_LIFECYCLE_TYPE_SEMANTIC_CHECK
+        and hook_info.mode == _C.APP_LIFECYCLE_MODE_AUTO
+        and (
+            (
+                hook_info.operation == sysinv_constants.APP_APPLY_OP
+                and hook_info.relative_timing == _C.APP_LIFECYCLE_TIMING_PRE
+            )
+            or hook_info.operation == sysinv_constants.APP_EVALUATE_REAPPLY_OP
+        )
     )
+
+
+def _last_changed(app: Any) -> tuple[float, int]:
+    """When an application row last changed (then its id), to find the latest."""
+    when = getattr(app, "updated_at", None) or getattr(app, "created_at", None)
+    return (when.timestamp() if when is not None else 0.0, int(app.id))
+
+
+def _kubernetes_version(app_op: Any) -> str | None:
+    """The cluster's Kubernetes version (kubeadm's), for rendering the chart as the cluster
+    would; None (helm's default) if it cannot be read."""
+    try:
+        version = app_op._kube.kube_get_kubernetes_version()
+    except Exception:  # a check must not fail for want of the version: helm then guesses
+        LOG.warning("portieris: Kubernetes version unknown, chart rendered for helm's default")
+        return None
+    return str(version) if version else None
+
+
+def _refused(problems: list[str], update: bool = False) -> Exception:
+    reasons = "\n".join(f"  - {p}" for p in problems)
+    if update:
+        message = (
+            f"portieris cannot be updated with the user overrides it would carry over:\n"
+            f"{reasons}\nCorrect them on the applied version with: system helm-override-update "
+            "portieris portieris portieris --values <file> (or --reset-values), then update "
+            "again."
+        )
+    else:
+        message = (
+            f"portieris user overrides cannot be applied:\n{reasons}\n"
+            "Correct them with: system helm-override-update portieris portieris portieris "
+            "--values <file> (or --reset-values), then apply again."
+        )
+    refused: Exception = exception.LifecycleSemanticCheckException(message)
     return refused

@@ -77,4 +77,6 @@ SSL_CERT_CA_LIST_SHARED_DIR = os.path.join(CONFIG_PATH, "ssl_ca")
 
 # Flags
 USM_UPGRADE_IN_PROGRESS = os.path.join(PLATFORM_CONF_PATH, ".usm_upgrade_in_progress")
-ANSIBLE_BOOTSTRAP_FLAG = os.path.join(PLATFORM_CONF_PATH, ".bootstrap_in_progress")
+# sysinv reads tsconfig's VOLATILE_PATH (/var/run) for the bootstrap flag.
+VOLATILE_PATH = "/var/run"
+ANSIBLE_BOOTSTRAP_FLAG = os.path.join(VOLATILE_PATH, ".ansible_bootstrap")

@@ -7,6 +7,7 @@ client per operator from KUBERNETES_ADMIN_CONF, which tests point at their clust
 """
 
 import os
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -117,6 +118,26 @@ class KubeOperator:
 
     def kube_patch_deployment(self, name: str, namespace: str, body: Any) -> None:
         self._get_kubernetesclient_apps_v1_api().patch_namespaced_deployment(name, namespace, body)
+
+    def kube_get_namespaced_deployment(self, name: str, namespace: str) -> Any:
+        """The Deployment, or None if there is none (as sysinv's: other errors raise)."""
+        try:
+            return self._get_kubernetesclient_apps_v1_api().read_namespaced_deployment(
+                name, namespace
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def kube_get_kubernetes_version(self) -> str | None:
+        """kubeadm's kubernetesVersion, from ConfigMap kube-system/kubeadm-config (as sysinv's:
+        the read raises when the ConfigMap is missing)."""
+        config_map = self._get_kubernetesclient_core().read_namespaced_config_map(
+            "kubeadm-config", "kube-system"
+        )
+        match = re.search("\nkubernetesVersion: (.*)\n", config_map.data["ClusterConfiguration"])
+        return match.group(1) if match else None
 
     def kube_delete_pod(self, name: str, namespace: str, **kwargs: Any) -> bool:
         try:

@@ -57,11 +57,10 @@ class ConductorManager:
     def backup_restore_lifecycle_actions(
         self, context: Any, operation: str, success: bool
     ) -> tuple[bool, str | None]:
-        """Run one backup/restore action's hook on every applied application."""
+        """Run one backup/restore action's hook on every application, whatever its status
+        (as sysinv does: each application's hooks decide whether they have work to do)."""
         mode, lifecycle_type, timing, op = HOOK_PARAMETERS_MAP[operation]
         for app in self.dbapi.kube_app_get_all():
-            if app.status != constants.APP_APPLY_SUCCESS:
-                continue
             hook_info = LifecycleHookInfo()
             hook_info.init(mode, lifecycle_type, timing, op)
             hook_info[LifecycleConstants.EXTRA]["success"] = success
