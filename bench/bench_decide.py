@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_admission as fixtures
 
-from portieris_webhook import logs
 from portieris_webhook.admission.review import dump_json, parse_review_body
-from portieris_webhook.enforce import Enforcer
-from portieris_webhook.manifests import load_manifests
-from portieris_webhook.metrics import Metrics
-from portieris_webhook.settings import Settings
+from portieris_webhook.cluster.manifests import load_manifests
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.kits import logs
+from portieris_webhook.serving.metrics import Metrics
 from portieris_webhook.wiring import enforcer_for
 
 

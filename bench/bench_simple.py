@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from portieris_webhook.enforce import Enforcer  # noqa: E402
-from portieris_webhook.http_client import HttpClient  # noqa: E402
-from portieris_webhook.settings import Settings  # noqa: E402
+from portieris_webhook.cluster.state import MemoryState  # noqa: E402
+from portieris_webhook.config.settings import Settings  # noqa: E402
+from portieris_webhook.decide.enforcer import Enforcer  # noqa: E402
+from portieris_webhook.remote.http_client import HttpClient  # noqa: E402
 from portieris_webhook.simple.verifier import SimpleVerifier  # noqa: E402
-from portieris_webhook.state import MemoryState  # noqa: E402
-from portieris_webhook.verifiers import VerifierContext  # noqa: E402
+from portieris_webhook.verify.contract import VerifierContext  # noqa: E402
 
 from tests.builders import memory_state  # noqa: E402
 from tests.fixtures.gpg import GpgHome, LookasideStore, SimpleSigner  # noqa: E402

@@ -35,11 +35,12 @@ from pathlib import Path
 import uvloop
 import yaml
 
-from portieris_webhook import enforce, logs
 from portieris_webhook.admission.review import parse_review_body
-from portieris_webhook.enforce import Enforcer
-from portieris_webhook.manifests import load_manifests
-from portieris_webhook.settings import Settings
+from portieris_webhook.cluster.manifests import load_manifests
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide import evaluation
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.kits import logs
 from portieris_webhook.wiring import enforcer_for
 
 RULES = 100
@@ -204,13 +205,13 @@ async def huge_pod(manifests: Path, settings: Settings, body: bytes) -> HugePod:
 
 async def measure(manifests: Path, args: argparse.Namespace) -> None:
     settings = Settings()
-    yield_every = enforce.YIELD_EVERY
+    yield_every = evaluation.YIELD_EVERY
     warm = review(["reg.io/team7/warm:1"], uid="warm")
     interval = args.interval / 1000
     print(
         f"policy: {RULES + 1} rules requiring no checks; maximal admission: "
         f"{settings.max_images_per_admission} distinct images never seen before; a warm "
-        f"admission arrives every {args.interval:g} ms; turns every {enforce.YIELD_EVERY} "
+        f"admission arrives every {args.interval:g} ms; turns every {evaluation.YIELD_EVERY} "
         f"images planned; {'uvloop' if args.uvloop else 'asyncio'}\n"
     )
     print(f"{'warm admission latency (ms)':44} {'p50':>8} {'p99':>8} {'max':>8} {'maximal':>7}")
@@ -220,11 +221,11 @@ async def measure(manifests: Path, args: argparse.Namespace) -> None:
         ("beside maximal admissions, no turns (before)", True, 10**9),
     ]
     for label, heavy, every in scenarios:
-        enforce.YIELD_EVERY = every
+        evaluation.YIELD_EVERY = every
         async with enforcer_for(load_manifests([str(manifests)]), settings) as enforcer:
             result = await warm_latencies(enforcer, warm, args.warm, interval, heavy)
         print(result.row(label), flush=True)
-    enforce.YIELD_EVERY = yield_every
+    evaluation.YIELD_EVERY = yield_every
     async with enforcer_for(load_manifests([str(manifests)]), settings) as enforcer:
         print(f"\none maximal admission alone: {await maximal_ms(enforcer):.1f} ms (median)")
         print(f"one warm admission alone: {await warm_us(enforcer, warm):.1f} us (median, no wait)")
@@ -266,7 +267,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.yield_every:
-        enforce.YIELD_EVERY = args.yield_every
+        evaluation.YIELD_EVERY = args.yield_every
     work = Path(tempfile.mkdtemp(prefix="bench-tenant-"))
     try:
         # What `serve` logs to standard error, written to a file with the same handler.

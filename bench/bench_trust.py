@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.wiring import enforcer_for
 
 from tests.builders import memory_state

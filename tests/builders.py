@@ -9,7 +9,7 @@ from typing import Any
 
 from portieris_webhook.admission.request import AdmissionRequest
 from portieris_webhook.admission.review import parse_review
-from portieris_webhook.state import ADDED, MemoryState
+from portieris_webhook.cluster.state import ADDED, MemoryState
 
 GROUP_OF = {
     "Pod": "",

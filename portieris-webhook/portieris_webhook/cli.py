@@ -13,22 +13,24 @@ from typing import Any
 
 from oslo_config import cfg
 
-from portieris_webhook import __version__, config_file, logs, options
+from portieris_webhook import __version__
 from portieris_webhook.admission.review import load_json, parse_review
 from portieris_webhook.admission.workloads import PodImage, PodSpec
-from portieris_webhook.errors import ConfigurationError, PortierisError
-from portieris_webhook.kube import (
+from portieris_webhook.cluster.kube import (
     ClusterState,
-    ConfigMapBackend,
     cluster_state,
     connect,
     parse_object_name,
 )
-from portieris_webhook.manifests import FileBackend, load_manifests
-from portieris_webhook.metrics import Metrics, UnusableObjectMetrics
-from portieris_webhook.server import WebhookApp, running
-from portieris_webhook.state import StateView
-from portieris_webhook.tls import ReloadingTLS
+from portieris_webhook.cluster.manifests import load_manifests
+from portieris_webhook.cluster.state import StateView
+from portieris_webhook.cluster.trust_state_backends import ConfigMapBackend, FileBackend
+from portieris_webhook.config import config_file, options
+from portieris_webhook.errors import ConfigurationError, PortierisError
+from portieris_webhook.kits import logs
+from portieris_webhook.serving.metrics import Metrics, UnusableObjectMetrics
+from portieris_webhook.serving.server import WebhookApp, running
+from portieris_webhook.serving.tls import ReloadingTLS
 from portieris_webhook.trust import persisted, state_store
 from portieris_webhook.trust.client import normalise_server
 from portieris_webhook.trust.state_store import Backend, TrustStateStore

@@ -95,6 +95,15 @@ class ReadBudgetExhausted(RemoteError):
     """Remote servers sent more bytes than one image's (or one request's) read budget allows."""
 
 
+def askers_own(error: BaseException) -> bool:
+    """Whether a failure belongs to the request that met it, so that no cache of shared
+    answers may hand it to another: the server refused this request's credentials (another
+    request may carry the pull secret it wants), or this request's read budget ran out
+    (another has its own, and may need less of it once some answers are cached). Every
+    other failure is the server's or the image's, and the same for whoever asks."""
+    return isinstance(error, AccessRefused | ReadBudgetExhausted)
+
+
 class UncheckableObject(PortierisError):
     """A well-formed object portieris cannot check (a kind it does not know, a container
     without an image): denied with the reason, unlike a malformed one (HTTP 400)."""

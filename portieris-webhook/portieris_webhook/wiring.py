@@ -9,14 +9,14 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from portieris_webhook.enforce import Enforcer
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.plugins import load_verifiers
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import StateView
+from portieris_webhook.cluster.state import StateView
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.trust.state_store import TrustStateStore
 from portieris_webhook.trust.verifier import TrustVerifier
-from portieris_webhook.verifiers import VerifierContext
+from portieris_webhook.verify.contract import VerifierContext
+from portieris_webhook.verify.plugins import load_verifiers
 
 LOG = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from oslo_config import cfg
 
-from portieris_webhook import options
+from portieris_webhook.config import options
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.model import parse_policy_object
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from portieris_webhook.admission.owners import OwnerRef
-from portieris_webhook.kube import ClusterState, cluster_state
+from portieris_webhook.cluster.kube import ClusterState, cluster_state
 
 from .conftest import CRD_DIR, SKIP_LABEL
 from .controlplane import ControlPlane

@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from portieris_webhook import cli
+from portieris_webhook.cluster.kube import KubeApi, connect
+from portieris_webhook.cluster.trust_state_backends import TRUST_STATE_KEY, ConfigMapBackend
 from portieris_webhook.errors import TrustStateError
-from portieris_webhook.kube import TRUST_STATE_KEY, ConfigMapBackend, KubeApi, connect
 from portieris_webhook.trust.cache import CacheLimits, TrustCache
 from portieris_webhook.trust.errors import RollbackError, TrustError
 from portieris_webhook.trust.persisted import decode

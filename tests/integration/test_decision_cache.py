@@ -17,15 +17,16 @@ from typing import Any
 import pytest
 import yaml
 
-from portieris_webhook.decisions import DecisionCache
-from portieris_webhook.enforce import Enforcer, ImageDecision
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.manifests import load_manifests
-from portieris_webhook.settings import Settings
+from portieris_webhook.cluster.manifests import load_manifests
+from portieris_webhook.cluster.state import DELETED, MODIFIED, MemoryState
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.cache import DecisionCache
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.decide.outcome import ImageDecision
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import DELETED, MODIFIED, MemoryState
 from portieris_webhook.trust.verifier import TrustVerifier, utc_now
-from portieris_webhook.verifiers import VerifierContext
+from portieris_webhook.verify.contract import VerifierContext
 
 from tests.builders import memory_state
 from tests.fixtures.gpg import GpgKey

@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 
 from portieris_webhook.errors import RemoteError, VerificationError
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
-from portieris_webhook.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.registry import auth as auth_module
 from portieris_webhook.registry.auth import MAX_TOKEN_BYTES, AuthenticatedClient
 from portieris_webhook.registry.client import MAX_MANIFEST_BYTES, RegistryClient
+from portieris_webhook.remote.http_client import HttpClient
+from portieris_webhook.remote.outbound import IMAGE_READ_BYTES, REQUEST_READ_BYTES, ReadBudget
 from portieris_webhook.simple.stores import (
     MAX_SIGNATURE_BYTES,
     MAX_SIGNATURE_LIST_BYTES,

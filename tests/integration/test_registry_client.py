@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 
 from portieris_webhook.errors import RemoteError, VerificationError
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import (
@@ -20,6 +19,7 @@ from portieris_webhook.registry.client import (
     RegistryClient,
 )
 from portieris_webhook.registry.credentials import RegistryCredential
+from portieris_webhook.remote.http_client import HttpClient
 
 from tests.fixtures.simple_helpers import serve, server_ssl_context
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
+from portieris_webhook.remote.http_client import HttpClient
 
 from tests.fixtures.simple_helpers import serve, server_ssl_context
 

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 
 from portieris_webhook.errors import AccessRefused, RemoteError
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import RegistryClient
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.stores import LookasideStore, RegistryExtensionStore
 from portieris_webhook.trust.client import NotaryClient
 

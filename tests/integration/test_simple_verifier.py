@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier
+from portieris_webhook.verify.contract import ImageCheck, Verdict, Verifier
 
 from tests.builders import memory_state
 from tests.fixtures.gpg import GpgHome, GpgKey, policy_for, signed_by_requirement

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.wiring import enforcer_for
 
 from tests.builders import memory_state

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
 
 from tests.builders import memory_state
 from tests.fixtures.notary import make_delegation_key

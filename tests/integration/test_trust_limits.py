@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.trust.updater import ReadLimits
 
 from tests.builders import memory_state

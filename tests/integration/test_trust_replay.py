@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.trust.keys import parse_key
 
 from tests.builders import memory_state

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from portieris_webhook.enforce import Enforcer
-from portieris_webhook.manifests import FileBackend
-from portieris_webhook.settings import Settings
+from portieris_webhook.cluster.trust_state_backends import FileBackend
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.trust.state_store import TrustStateStore
 from portieris_webhook.wiring import enforcer_for
 

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from portieris_webhook.background import BackgroundTasks
-from portieris_webhook.metrics import Metrics
-from portieris_webhook.server import WebhookApp
-from portieris_webhook.state import MemoryState
+from portieris_webhook.cluster.state import MemoryState
+from portieris_webhook.kits.background import BackgroundTasks
+from portieris_webhook.serving.metrics import Metrics
+from portieris_webhook.serving.server import WebhookApp
 from portieris_webhook.trust.state_store import Stored, TrustStateStore, running
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portieris_webhook.bounded import BoundedDict, GenerationMemo
+from portieris_webhook.kits.bounded import BoundedDict, GenerationMemo
 
 
 def test_keeps_at_most_max_entries_and_returns_what_it_dropped() -> None:

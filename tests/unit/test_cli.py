@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from portieris_webhook import cli, options
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook import cli
+from portieris_webhook.config import options
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.errors import InvalidAdmissionReview
 
 from tests.fixtures.pki import TestCA

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg, types
 
-from portieris_webhook import cli, config_file, options
+from portieris_webhook import cli
+from portieris_webhook.config import config_file, options
 
 SPELLINGS: dict[str, Callable[[cfg.Opt], str]] = {
     "dashes": lambda opt: opt.name,

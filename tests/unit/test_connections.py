@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from portieris_webhook.listener import ACCEPT_OUT_OF_RESOURCES, ConnectionLimits, fd_limited
-from portieris_webhook.server import BAD_REQUEST_BURST
+from portieris_webhook.serving.listener import ACCEPT_OUT_OF_RESOURCES, ConnectionLimits, fd_limited
+from portieris_webhook.serving.server import BAD_REQUEST_BURST
 
 from tests.builders import pod_spec, review, workload
 from tests.fixtures.pki import TestCA
@@ -258,7 +258,7 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit(soft, hard, raised):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
     probe = (
-        "import resource; from portieris_webhook.listener import raise_fd_limit; "
+        "import resource; from portieris_webhook.serving.listener import raise_fd_limit; "
         "print(raise_fd_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
     result = subprocess.run(

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
+from portieris_webhook.cluster.state import Secret
 from portieris_webhook.errors import SecretError
 from portieris_webhook.registry.credentials import (
     credentials_for_host,
     credentials_from_secret,
     pull_secret_names,
 )
-from portieris_webhook.state import Secret
 
 from tests.builders import memory_state
 

@@ -6,7 +6,9 @@ import datetime
 
 import pytest
 
-from portieris_webhook.decisions import (
+from portieris_webhook.cluster.state import DELETED, MODIFIED
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.cache import (
     CachedAllow,
     DecisionCache,
     DecisionCacheStats,
@@ -15,7 +17,6 @@ from portieris_webhook.decisions import (
     policy_fingerprint,
 )
 from portieris_webhook.images import parse_image
-from portieris_webhook.metrics import DecisionCacheMetrics, Metrics
 from portieris_webhook.policy.model import (
     Policy,
     Requirement,
@@ -23,9 +24,8 @@ from portieris_webhook.policy.model import (
     SimplePolicy,
     TrustPolicy,
 )
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import DELETED, MODIFIED
-from portieris_webhook.verifiers import (
+from portieris_webhook.serving.metrics import DecisionCacheMetrics, Metrics
+from portieris_webhook.verify.contract import (
     ABSENT,
     ImageCheck,
     StateInput,

@@ -5,13 +5,13 @@ import asyncio
 import pytest
 
 from portieris_webhook.admission.review import parse_review
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook.cluster.state import ADDED, MODIFIED
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.errors import VerificationError
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.settings import Settings
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import ADDED, MODIFIED
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+from portieris_webhook.verify.contract import ImageCheck, Verdict, Verifier, VerifierContext
 
 from tests.builders import (
     ACCEPT,

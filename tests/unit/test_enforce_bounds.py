@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 
-from portieris_webhook import cli, enforce, options
+from portieris_webhook import cli
 from portieris_webhook.admission.workloads import PodImage, PodSpec
-from portieris_webhook.enforce import MEMO_MAX_NAMES_CHARS, Enforcer
+from portieris_webhook.cluster.state import MODIFIED
+from portieris_webhook.config import options
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide import evaluation
+from portieris_webhook.decide import memo as memos
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.decide.memo import MEMO_MAX_NAMES_CHARS
 from portieris_webhook.errors import DenyKind, UncheckableObject
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import MODIFIED
 
 from tests.builders import cluster_policy, memory_state, pod_spec, request_for, workload
 from tests.unit.test_cli import run
@@ -28,13 +32,13 @@ NO_CHECKS = cluster_policy("c", ("reg.io/*", {}))
 def count_plans(enforcer: Enforcer) -> list[str]:
     """The images `enforcer` looks a policy up for, from now on."""
     planned: list[str] = []
-    select = enforcer.select_policy
+    select = enforcer.evaluation.select_policy
 
     def counting(image: str, namespace: str) -> Any:
         planned.append(image)
         return select(image, namespace)
 
-    enforcer.select_policy = counting  # type: ignore[method-assign]
+    enforcer.evaluation.select_policy = counting  # type: ignore[method-assign]
     return planned
 
 
@@ -112,7 +116,7 @@ async def test_a_warm_admission_is_answered_while_a_maximal_one_is_being_planned
 
     await asyncio.gather(admit("heavy", heavy), admit("warm", warm))
     assert [name for name, _ in finished] == ["warm", "heavy"]
-    assert finished[0][1] <= enforce.YIELD_EVERY
+    assert finished[0][1] <= evaluation.YIELD_EVERY
     assert finished[1][1] == LIMIT
 
 
@@ -121,7 +125,7 @@ async def test_an_admission_whose_planning_saw_the_state_change_is_not_remembere
     under two generations of the state: such an answer is not kept under either."""
     state = memory_state(NO_CHECKS)
     enforcer, _, _ = make(state)
-    images = [f"reg.io/app{n}:1" for n in range(enforce.YIELD_EVERY + 1)]
+    images = [f"reg.io/app{n}:1" for n in range(evaluation.YIELD_EVERY + 1)]
 
     async def edit_policy() -> None:
         state.apply(MODIFIED, cluster_policy("c", ("reg.io/*", {}), ("other.io/*", {})))
@@ -199,8 +203,8 @@ async def test_a_request_naming_more_than_a_memo_key_may_hold_is_decided_not_rem
 @pytest.mark.parametrize("memo", ["plans", "answers"])
 async def test_the_memos_count_their_keys_against_their_text_bound(monkeypatch, memo: str):
     """Names under the per-entry bound still add up: each memo counts its keys' text."""
-    monkeypatch.setattr(enforce, "PLANS_MAX_CHARS", 50_000)
-    monkeypatch.setattr(enforce, "ANSWERS_MAX_CHARS", 50_000)
+    monkeypatch.setattr(memos, "PLANS_MAX_CHARS", 50_000)
+    monkeypatch.setattr(memos, "ANSWERS_MAX_CHARS", 50_000)
     enforcer, _, _ = make(state_with())
     names = 3000
     for n in range(40):

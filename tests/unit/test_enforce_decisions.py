@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from portieris_webhook import enforce
-from portieris_webhook.decisions import DecisionCache
-from portieris_webhook.enforce import POD_MAX_IMAGES, Enforcer
+from portieris_webhook.cluster.state import DELETED, MODIFIED, MemoryState
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide import memo
+from portieris_webhook.decide.cache import DecisionCache
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.decide.memo import POD_MAX_IMAGES
 from portieris_webhook.errors import InvalidPolicy, VerificationError
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import DELETED, MODIFIED, MemoryState
-from portieris_webhook.verifiers import (
+from portieris_webhook.remote.http_client import HttpClient
+from portieris_webhook.verify.contract import (
     ImageCheck,
     StateInput,
     Verdict,
@@ -452,7 +453,7 @@ async def test_a_pod_of_more_images_than_an_answer_may_hold_is_decided_image_by_
 async def test_remembered_pod_answers_stay_within_their_text_budget(monkeypatch):
     """Pods naming many long image strings (a dry run is enough to send one) cannot grow
     the memo past its budget: the least recently used answers go first."""
-    monkeypatch.setattr(enforce, "ANSWERS_MAX_CHARS", 40_000)
+    monkeypatch.setattr(memo, "ANSWERS_MAX_CHARS", 40_000)
     enforcer, _, _ = make(state_with())
     assert enforcer.answers is not None
     pods = [[f"reg.io/{'a' * 150}{pod}x{n}:1" for n in range(8)] for pod in range(20)]

@@ -17,11 +17,11 @@ from portieris_webhook.errors import (
     RemoteError,
     VerificationError,
 )
-from portieris_webhook.freshness import (
+from portieris_webhook.registry.credentials import credential_identity
+from portieris_webhook.remote.shared_answers import (
     Failure,
     FreshnessLimits,
     SharedAnswers,
-    credential_identity,
 )
 
 

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from portieris_webhook.admission.review import OPERATIONS, load_json
+from portieris_webhook.cluster.state import Secret
 from portieris_webhook.errors import InvalidImageReference, PortierisError
 from portieris_webhook.images import parse_image
-from portieris_webhook.nesting import MAX_DEPTH as NESTING_LIMIT
+from portieris_webhook.kits.nesting import MAX_DEPTH as NESTING_LIMIT
 from portieris_webhook.registry.credentials import credentials_from_secret
 from portieris_webhook.simple.payload import parse_payload
 from portieris_webhook.simple.stores import parse_signature_list
-from portieris_webhook.state import Secret
 from portieris_webhook.trust import persisted
 from portieris_webhook.trust.metadata import parse_envelope
 

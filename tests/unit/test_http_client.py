@@ -7,8 +7,8 @@ import asyncio
 
 from aiohttp import web
 
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.outbound import AnswerLimits
+from portieris_webhook.remote.http_client import HttpClient
+from portieris_webhook.remote.outbound import AnswerLimits
 
 from tests.fixtures.simple_helpers import serve
 

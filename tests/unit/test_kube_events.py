@@ -6,10 +6,10 @@ import ssl
 
 import pytest
 
-from portieris_webhook import nesting
-from portieris_webhook.kube import ClusterState, KubeApi, _apply
-from portieris_webhook.metrics import Metrics, UnusableObjectMetrics
-from portieris_webhook.state import ADDED, DELETED, MODIFIED
+from portieris_webhook.cluster.kube import ClusterState, KubeApi, _apply
+from portieris_webhook.cluster.state import ADDED, DELETED, MODIFIED
+from portieris_webhook.kits import nesting
+from portieris_webhook.serving.metrics import Metrics, UnusableObjectMetrics
 
 from tests.builders import image_policy
 

@@ -3,7 +3,7 @@
 import pytest
 
 from portieris_webhook.admission.owners import OwnerRef
-from portieris_webhook.kube import owner_path
+from portieris_webhook.cluster.kube import owner_path
 
 UID = "1f0c5f0e-0000-4000-8000-000000000001"
 

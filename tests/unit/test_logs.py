@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from portieris_webhook import logs
-from portieris_webhook.logs import (
+from portieris_webhook.kits import logs
+from portieris_webhook.kits.logs import (
     FORMAT,
     TRACEBACK_INDENT,
     BatchingStreamHandler,

@@ -3,8 +3,8 @@
 import pytest
 
 from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.cluster.manifests import load_manifests
 from portieris_webhook.errors import ManifestError
-from portieris_webhook.manifests import load_manifests
 
 POLICIES = """
 apiVersion: portieris.cloud.ibm.com/v1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portieris_webhook.errors import DenyKind
-from portieris_webhook.metrics import Metrics
+from portieris_webhook.serving.metrics import Metrics
 
 LABELS = {
     DenyKind.UNSUPPORTED_OBJECT: "unsupported-object",

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portieris_webhook import nesting
 from portieris_webhook.errors import PortierisError, TrustStateError
+from portieris_webhook.kits import nesting
 
 LIMIT = nesting.MAX_DEPTH
 

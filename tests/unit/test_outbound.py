@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from portieris_webhook import outbound
 from portieris_webhook.errors import RemoteError
-from portieris_webhook.outbound import ReadBudget, Waiting
+from portieris_webhook.remote import outbound
+from portieris_webhook.remote.outbound import ReadBudget, Waiting
 
 
 def test_a_charge_past_the_image_budget_names_the_limit_the_image_and_the_server() -> None:

@@ -9,11 +9,11 @@ with every policy object); offline mode refuses the manifests.
 import pytest
 import yaml
 
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook.cluster.manifests import load_manifests
+from portieris_webhook.cluster.state import ADDED, MemoryState
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.errors import InvalidPolicy, ManifestError
-from portieris_webhook.manifests import load_manifests
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import ADDED, MemoryState
 
 from tests.builders import cluster_policy, image_policy, pod_spec, request_for, workload
 

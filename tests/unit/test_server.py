@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from cryptography import x509
 
+from portieris_webhook.cluster.state import ADDED
 from portieris_webhook.errors import InvalidAdmissionReview
-from portieris_webhook.state import ADDED
 
 from tests.builders import ACCEPT, cluster_policy, pod_spec, review, workload
 from tests.fixtures.pki import TestCA

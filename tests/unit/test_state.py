@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.cluster.state import ADDED, DELETED, MODIFIED, MemoryState
 from portieris_webhook.errors import InvalidPolicy, ManifestError
-from portieris_webhook.state import ADDED, DELETED, MODIFIED, MemoryState
 
 from tests.builders import REJECT, cluster_policy, image_policy, pod_spec, workload
 

@@ -8,15 +8,14 @@ import sys
 
 import pytest
 
-from portieris_webhook.http_client import HttpClient
+from portieris_webhook.cluster.state import MemoryState
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.images import parse_image
-from portieris_webhook.plugins import load_verifiers
 from portieris_webhook.policy.model import Policy, Requirement, SimplePolicy, TrustPolicy
-from portieris_webhook.settings import Settings
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.state import MemoryState
 from portieris_webhook.trust.verifier import TrustVerifier
-from portieris_webhook.verifiers import (
+from portieris_webhook.verify.contract import (
     ABSENT,
     CONTRACT,
     ImageCheck,
@@ -27,6 +26,7 @@ from portieris_webhook.verifiers import (
     required_verifiers,
     secret_input,
 )
+from portieris_webhook.verify.plugins import load_verifiers
 
 from tests.builders import memory_state
 from tests.fixtures.simple_helpers import pull_secret, secret
@@ -64,7 +64,9 @@ async def test_the_installed_plugins_are_the_verifiers_the_contract_names():
         await http.close()
 
 
-@pytest.mark.parametrize("module", ["portieris_webhook.enforce", "portieris_webhook.verifiers"])
+@pytest.mark.parametrize(
+    "module", ["portieris_webhook.decide.enforcer", "portieris_webhook.verify.contract"]
+)
 def test_deciding_imports_no_http_library_and_no_plugin_machinery(module):
     code = (
         f"import sys, {module}; "

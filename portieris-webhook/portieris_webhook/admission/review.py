@@ -17,7 +17,7 @@ from portieris_webhook.admission.request import (
     AdmissionRequest,
 )
 from portieris_webhook.errors import InvalidAdmissionReview
-from portieris_webhook.nesting import check_depth
+from portieris_webhook.kits.nesting import check_depth
 
 try:  # a faster JSON codec, when installed; the standard library otherwise
     import msgspec

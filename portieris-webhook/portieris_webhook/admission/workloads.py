@@ -29,20 +29,10 @@ WORKLOAD_KINDS: tuple[WorkloadKind, ...] = (
 )
 _BY_GROUP_KIND = {(w.group, w.kind): w for w in WORKLOAD_KINDS}
 
-# Kinds whose children we admit without checks, if the owner really exists:
-# the owner itself went through this webhook.
-OWNER_KINDS = frozenset(
-    {
-        ("", "Pod"),
-        ("", "ReplicationController"),
-        ("apps", "Deployment"),
-        ("apps", "ReplicaSet"),
-        ("apps", "StatefulSet"),
-        ("apps", "DaemonSet"),
-        ("batch", "Job"),
-        ("batch", "CronJob"),
-    }
-)
+OWNER_KINDS = frozenset(_BY_GROUP_KIND)
+"""(group, kind) of the owners whose children are not mutated a second time, if the owner
+really exists and the child runs only its template's images: every workload kind, since
+each went through this webhook and had its template pinned then."""
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 """Pod spec fields holding containers, each naming its image in `image`.

@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from portieris_webhook.bounded import BoundedDict
-from portieris_webhook.nesting import too_deep
-from portieris_webhook.outbound import AnswerLimits, ReadBudget, Response, Transport
+from portieris_webhook.kits.bounded import BoundedDict
+from portieris_webhook.kits.nesting import too_deep
 from portieris_webhook.registry.credentials import RegistryCredential
+from portieris_webhook.remote.outbound import AnswerLimits, ReadBudget, Response, Transport
 
 LOG = logging.getLogger(__name__)
 DEFAULT_TOKEN_LIFETIME = 60.0

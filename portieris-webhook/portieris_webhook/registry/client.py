@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
 from portieris_webhook.images import DEFAULT_DOMAIN, ImageReference
-from portieris_webhook.outbound import ReadBudget, Response
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.credentials import RegistryCredential
+from portieris_webhook.remote.outbound import ReadBudget, Response
 
 DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

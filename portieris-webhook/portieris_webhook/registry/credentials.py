@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from portieris_webhook.cluster.state import Secret, StateView
 from portieris_webhook.errors import SecretError
-from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import normalise_registry_host
-from portieris_webhook.nesting import check_depth
-from portieris_webhook.state import Secret, StateView
+from portieris_webhook.kits.nesting import check_depth
 
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
 DOCKER_CFG = "kubernetes.io/dockercfg"
@@ -67,6 +67,14 @@ def _user_and_password(where: str, host: str, entry: dict[str, Any]) -> tuple[st
             raise SecretError(f"{where}: auth of {host} is not base64 user:password") from exc
         username, _, password = decoded.partition(":")
     return username, password
+
+
+def credential_identity(pairs: Iterable[tuple[str, str]]) -> str:
+    """A digest naming a sequence of (username, password) pairs, for cache keys: answers
+    fetched with one set of credentials are never handed to a request with another, and
+    no password is kept in a key."""
+    encoded = json.dumps([[user, password] for user, password in pairs]).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def credentials_identity(credentials: Iterable[RegistryCredential]) -> str:

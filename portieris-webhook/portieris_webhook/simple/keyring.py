@@ -32,9 +32,9 @@ from typing import Any
 
 import gnupg
 
-from portieris_webhook.bounded import BoundedDict
 from portieris_webhook.errors import SecretError, VerificationError
-from portieris_webhook.freshness import FreshnessLimits, SharedAnswers
+from portieris_webhook.kits.bounded import BoundedDict
+from portieris_webhook.remote.shared_answers import FreshnessLimits, SharedAnswers
 
 LOG = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 1024 * 1024

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portieris_webhook.errors import VerificationError
-from portieris_webhook.nesting import check_depth
+from portieris_webhook.kits.nesting import check_depth
 
 SIGNATURE_TYPE = "atomic container signature"
 

@@ -21,13 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portieris_webhook.errors import AccessRefused, RemoteError
-from portieris_webhook.freshness import credential_identity
 from portieris_webhook.images import ImageReference
-from portieris_webhook.nesting import check_depth
-from portieris_webhook.outbound import ReadBudget
+from portieris_webhook.kits.nesting import check_depth
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import api_base
-from portieris_webhook.registry.credentials import RegistryCredential, credentials_identity
+from portieris_webhook.registry.credentials import (
+    RegistryCredential,
+    credential_identity,
+    credentials_identity,
+)
+from portieris_webhook.remote.outbound import ReadBudget
 
 MAX_SIGNATURE_BYTES = 64 * 1024
 """A simple signature is an OpenPGP message of about a KiB; this leaves room for long names."""

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from portieris_webhook.errors import RemoteError, SecretError, VerificationError
-from portieris_webhook.freshness import FreshnessLimits, SharedAnswers
-from portieris_webhook.outbound import waiting_for
 from portieris_webhook.policy.model import (
     INSECURE_ACCEPT_ANYTHING,
     REJECT,
@@ -51,6 +49,8 @@ from portieris_webhook.registry.credentials import (
     credentials_for_host,
     credentials_identity,
 )
+from portieris_webhook.remote.outbound import waiting_for
+from portieris_webhook.remote.shared_answers import FreshnessLimits, SharedAnswers
 from portieris_webhook.simple.identity import DockerRef, identity_accepted, intended_reference
 from portieris_webhook.simple.keyring import KeyRing, KeyRings, SignatureRejected
 from portieris_webhook.simple.payload import parse_payload
@@ -60,7 +60,7 @@ from portieris_webhook.simple.stores import (
     SignatureStore,
     StoreCredentials,
 )
-from portieris_webhook.verifiers import (
+from portieris_webhook.verify.contract import (
     ImageCheck,
     StateInput,
     Verdict,

@@ -10,7 +10,7 @@ Memory is bounded whatever clients ask for. Repositories are kept in
 least-recently-used order, at most `max_entries` of them and `max_bytes` of
 raw metadata, and one unused for `max_age` seconds is forgotten (its first
 root and the versions seen are then learnt again, as after a restart). A
-failed refresh (unless the server refused the asking request's credentials)
+failed refresh (unless the failure is the asking request's own: errors.askers_own)
 is remembered for `failure_ttl` seconds as its error class and message only
 (never the exception, whose traceback would keep every frame's locals alive)
 in a separate, equally bounded table, so failing lookups never push verified
@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portieris_webhook.errors import AccessRefused, RemoteError, VerificationError
+from portieris_webhook.errors import RemoteError, VerificationError, askers_own
 from portieris_webhook.trust.persisted import GunRecord, Reconcile, reconcile, seed
 from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
@@ -220,8 +220,8 @@ class TrustCache:
             del self._pending[key]  # nothing verified to keep
         if error is None or self.limits.failure_ttl <= 0:
             return
-        if isinstance(error, AccessRefused):
-            return  # the asking request's own credentials were refused: not an answer for others
+        if askers_own(error):
+            return  # refused credentials or a spent read budget: not an answer for others
         expires_at = self.monotonic() + self.limits.failure_ttl
         message = str(error)[:MAX_FAILURE_MESSAGE]
         self._failures[key] = Failure(type(error), message, expires_at)

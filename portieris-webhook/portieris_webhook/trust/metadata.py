@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from portieris_webhook.nesting import check_depth
+from portieris_webhook.kits.nesting import check_depth
 from portieris_webhook.trust.canonical import candidates
 from portieris_webhook.trust.errors import HashMismatchError, MetadataError
 from portieris_webhook.trust.keys import PublicKey, parse_key

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from portieris_webhook.errors import TrustStateError
-from portieris_webhook.nesting import check_depth
+from portieris_webhook.kits.nesting import check_depth
 from portieris_webhook.trust.updater import GunState, root_hash
 
 FORMAT = 1

@@ -10,8 +10,8 @@ version (ConfigMap resourceVersion, file hash), retried when another writer got
 in first; what it read is reconciled into the caches. The process is ready only
 once the document has been read.
 
-Where the document lives is a Backend: the ConfigMap (kube.py) or a file
-(manifests.py).
+Where the document lives is a Backend: the ConfigMap or a file
+(cluster/trust_state_backends.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portieris_webhook.background import BackgroundTasks
 from portieris_webhook.errors import PortierisError, StateConflict, TrustStateError
+from portieris_webhook.kits.background import BackgroundTasks
 from portieris_webhook.trust.cache import TrustCache
 from portieris_webhook.trust.persisted import (
     Document,

@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from portieris_webhook.nesting import check_depth
+from portieris_webhook.kits.nesting import check_depth
 from portieris_webhook.trust.errors import (
     ExpiredMetadataError,
     HashMismatchError,

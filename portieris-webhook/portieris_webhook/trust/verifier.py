@@ -36,7 +36,7 @@ from portieris_webhook.trust.lookup import (
 )
 from portieris_webhook.trust.trusted_set import RootPin, TrustData
 from portieris_webhook.trust.updater import GunState, refresh
-from portieris_webhook.verifiers import (
+from portieris_webhook.verify.contract import (
     ImageCheck,
     StateInput,
     Verdict,

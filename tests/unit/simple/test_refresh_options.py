@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from oslo_config import cfg
 
-from portieris_webhook import options
-from portieris_webhook.http_client import HttpClient
-from portieris_webhook.settings import Settings
+from portieris_webhook.config import options
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.verifiers import VerifierContext
+from portieris_webhook.verify.contract import VerifierContext
 
 from tests.builders import memory_state
 

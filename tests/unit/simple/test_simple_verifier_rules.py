@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.errors import SecretError, VerificationError
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
-from portieris_webhook.settings import Settings
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
-from portieris_webhook.verifiers import ImageCheck, Verdict, Verifier, VerifierContext
+from portieris_webhook.verify.contract import ImageCheck, Verdict, Verifier, VerifierContext
 
 from tests.builders import memory_state
 from tests.fixtures.simple_helpers import (

@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 
-from portieris_webhook.errors import AccessRefused, RemoteError
+from portieris_webhook.errors import AccessRefused, ReadBudgetExhausted, RemoteError
 from portieris_webhook.trust.cache import CacheLimits, Failure, TrustCache
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.trusted_set import TrustData
@@ -226,6 +226,27 @@ async def test_a_refusal_of_access_is_not_remembered_since_it_depends_on_who_ask
 
     for _ in range(2):
         with pytest.raises(AccessRefused):
+            await cache.get(SERVER, gun(1), failing, 5.0)
+
+    assert failing.calls == 2 and cache.failure(SERVER, gun(1)) is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadBudgetExhausted("trust data of it: more than the 4 MiB one image may read"),
+        AccessRefused("notary server refused access to trust data of it"),
+    ],
+    ids=["read budget spent", "credentials refused"],
+)
+async def test_a_failure_of_the_asking_requests_own_is_never_handed_to_another(error):
+    """A spent read budget, like refused credentials, belongs to the request that met it:
+    the next request has its own budget and its own pull secrets (errors.askers_own)."""
+    cache = cache_with(failure_ttl=5.0)
+    failing = Failing(error)
+
+    for _ in range(2):
+        with pytest.raises(type(error)):
             await cache.get(SERVER, gun(1), failing, 5.0)
 
     assert failing.calls == 2 and cache.failure(SERVER, gun(1)) is None

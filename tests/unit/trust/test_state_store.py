@@ -1,5 +1,5 @@
 """The trust state shared through a file by several processes' stores and caches (state_store.py,
-manifests.FileBackend), driven by real TUF refreshes of simulated repositories."""
+cluster/trust_state_backends.FileBackend), driven by real TUF refreshes of simulated repositories."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from portieris_webhook import cli
+from portieris_webhook.cluster.trust_state_backends import FileBackend
 from portieris_webhook.errors import TrustStateError
-from portieris_webhook.manifests import FileBackend
 from portieris_webhook.trust.cache import CacheLimits, TrustCache
 from portieris_webhook.trust.errors import RollbackError, TrustError
 from portieris_webhook.trust.persisted import StateLimits, decode, reset

@@ -6,16 +6,16 @@ import base64
 
 import pytest
 
+from portieris_webhook.cluster.state import ADDED, MemoryState
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.errors import ConfigurationError, SecretError
-from portieris_webhook.http_client import HttpClient
 from portieris_webhook.images import parse_image
 from portieris_webhook.policy.model import Policy, TrustPolicy
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import ADDED, MemoryState
+from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.trust.client import normalise_server
 from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.verifier import TrustVerifier, parse_pins
-from portieris_webhook.verifiers import ImageCheck, VerifierContext
+from portieris_webhook.verify.contract import ImageCheck, VerifierContext
 
 from tests.unit.trust.simulator import make_key
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from portieris_webhook.decisions import DecisionCacheStats
+from portieris_webhook.decide.cache import DecisionCacheStats
 from portieris_webhook.errors import DenyKind
 
 ALLOW_COUNT = "portieris_pod_admission_decision_allow_count"
@@ -35,7 +35,7 @@ class _DecisionCounters(Collector):
 
 
 class DecisionCacheMetrics(Collector):
-    """Hits and misses of the decision cache (enforce.py), and how many entries it holds."""
+    """Hits and misses of the decision cache (decide/cache.py), and how many entries it holds."""
 
     def __init__(self, stats: Callable[[], DecisionCacheStats]) -> None:
         self.stats = stats

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from portieris_webhook.errors import ConfigurationError, RemoteError
-from portieris_webhook.outbound import AnswerLimits, ReadBudget, Response, waiting_for
+from portieris_webhook.remote.outbound import AnswerLimits, ReadBudget, Response, waiting_for
 
 MAX_ERROR_BODY_BYTES = 16 * 1024
 """Of an answer other than 200 only this much is read (then dropped: nothing uses it), so

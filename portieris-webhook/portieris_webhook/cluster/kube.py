@@ -25,20 +25,17 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from portieris_webhook import nesting
 from portieris_webhook.admission.owners import OwnerRef, template_images
-from portieris_webhook.background import BackgroundTasks
-from portieris_webhook.bounded import BoundedDict
+from portieris_webhook.cluster.state import ADDED, DELETED, MemoryState
 from portieris_webhook.errors import (
     ConfigurationError,
     PortierisError,
     RemoteError,
-    StateConflict,
-    TrustStateError,
 )
+from portieris_webhook.kits import nesting
+from portieris_webhook.kits.background import BackgroundTasks
+from portieris_webhook.kits.bounded import BoundedDict
 from portieris_webhook.policy.model import CLUSTER_IMAGE_POLICY, GROUP, IMAGE_POLICY, VERSION
-from portieris_webhook.state import ADDED, DELETED, MemoryState
-from portieris_webhook.trust.state_store import Stored
 
 LOG = logging.getLogger(__name__)
 
@@ -208,57 +205,12 @@ def connect(kubeconfig: str | None) -> KubeApi:
     return KubeApi(configuration.host, context, token, token_file)
 
 
-TRUST_STATE_KEY = "trust-state.json"
-
-
 def parse_object_name(value: str, option: str) -> tuple[str, str]:
     """`NAMESPACE/NAME` as (namespace, name), or ConfigurationError naming `option`."""
     namespace, _, name = value.partition("/")
     if not (_OBJECT_NAME.match(namespace) and _OBJECT_NAME.match(name)):
         raise ConfigurationError(f"{option} {value!r}: expected NAMESPACE/NAME")
     return namespace, name
-
-
-class ConfigMapBackend:
-    """The persisted trust state in one ConfigMap (key `trust-state.json`), which the chart
-    creates; written with update only, guarded by its resourceVersion."""
-
-    def __init__(self, api: KubeApi, namespace: str, name: str) -> None:
-        self.api = api
-        self.path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
-        self.where = f"ConfigMap {namespace}/{name}"
-        self._object: dict[str, Any] | None = None
-
-    async def load(self) -> Stored:
-        found = await self.api.get(self.path)
-        if not isinstance(found, dict):
-            self._object = None
-            return Stored(None, None)
-        self._object = found
-        data = found.get("data") or {}
-        version = (found.get("metadata") or {}).get("resourceVersion")
-        return Stored(data.get(TRUST_STATE_KEY), str(version) if version else None)
-
-    async def save(self, text: str, version: str | None) -> str:
-        if self._object is None:
-            raise TrustStateError(
-                f"{self.where} does not exist (the chart creates it): trust on first use is "
-                "kept in this process only until it does"
-            )
-        body = dict(self._object)
-        metadata = {
-            k: v for k, v in self._object.get("metadata", {}).items() if k != "managedFields"
-        }
-        body["metadata"] = {**metadata, "resourceVersion": version}
-        body["data"] = {**(self._object.get("data") or {}), TRUST_STATE_KEY: text}
-        status, answer = await self.api.put(self.path, body)
-        if status == 409:
-            raise StateConflict(f"{self.where} changed since it was read")
-        if status != 200 or not isinstance(answer, dict):
-            message = answer.get("message") if isinstance(answer, dict) else answer
-            raise TrustStateError(f"cannot update {self.where}: HTTP {status}: {message}")
-        self._object = answer
-        return str(answer.get("metadata", {}).get("resourceVersion", ""))
 
 
 _API_VERSION = re.compile(r"^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$")

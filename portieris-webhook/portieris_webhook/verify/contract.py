@@ -6,7 +6,7 @@ image whose policy needs none (an empty policy). How plugins are found is plugin
 this module imports no HTTP library and no plugin machinery.
 
 A verifier also says what its verdicts depend on, so the enforcer can answer a repeated
-check from its decision cache (decisions.py) without running it: `inputs` names every
+check from its decision cache (decide/cache.py) without running it: `inputs` names every
 piece of cluster state a check reads, by content, and `max_age` how long a passed check
 stays true. The defaults make a verifier's verdicts uncacheable.
 """
@@ -20,16 +20,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from portieris_webhook.cluster.state import StateView
+from portieris_webhook.config.settings import Settings
 from portieris_webhook.images import ImageReference
-from portieris_webhook.outbound import IMAGE_READ_BYTES, ReadBudget, Transport
 from portieris_webhook.policy.model import Policy
 from portieris_webhook.registry.credentials import (
     RegistryCredential,
     credentials_for_host,
     credentials_identity,
 )
-from portieris_webhook.settings import Settings
-from portieris_webhook.state import StateView
+from portieris_webhook.remote.outbound import IMAGE_READ_BYTES, ReadBudget, Transport
 
 
 def _trust_enabled(policy: Policy) -> bool:

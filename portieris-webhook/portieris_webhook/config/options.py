@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from portieris_webhook.kube import (
+from portieris_webhook.cluster.kube import (
     OWNER_CACHE_MAX_BYTES,
     OWNER_CACHE_MAX_ENTRIES,
     OWNER_CACHE_SECONDS,
 )
-from portieris_webhook.listener import ConnectionLimits
-from portieris_webhook.settings import Settings
+from portieris_webhook.config.settings import Settings
+from portieris_webhook.serving.listener import ConnectionLimits
 from portieris_webhook.trust.persisted import StateLimits
 from portieris_webhook.trust.state_store import StoreSettings
 

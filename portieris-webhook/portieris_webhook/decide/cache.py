@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from portieris_webhook.bounded import BoundedDict
+from portieris_webhook.kits.bounded import BoundedDict
 from portieris_webhook.policy.model import Policy
-from portieris_webhook.verifiers import StateInput, Verdict
+from portieris_webhook.verify.contract import StateInput, Verdict
 
 
 def policy_fingerprint(policy: Policy) -> str:

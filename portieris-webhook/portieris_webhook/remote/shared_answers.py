@@ -9,9 +9,9 @@ tag or digest, and the identity of the credentials used):
   request that gives up at its own deadline does not cancel it for the others;
 - a load that fails with a VerificationError is remembered for `failure_ttl` seconds as
   its class and message only (never the exception, whose traceback would keep every
-  frame's locals alive), unless the failure belongs to the asker: refused credentials
-  (AccessRefused, though the key holds the credentials anyway) or a spent read budget
-  (ReadBudgetExhausted), which say nothing about the next request;
+  frame's locals alive), unless the failure belongs to the asker (errors.askers_own):
+  refused credentials (AccessRefused, though the key holds the credentials anyway) or a
+  spent read budget (ReadBudgetExhausted), which say nothing about the next request;
 - an answer the cache is told is `brief` (a signature store that has no signature yet)
   is kept only as long as a failure: whoever signs an image and deploys it at once must
   not be refused for a whole window;
@@ -24,16 +24,14 @@ lookups never push good answers out. No I/O here; clocks are injected for tests.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from portieris_webhook.bounded import BoundedDict
-from portieris_webhook.errors import AccessRefused, ReadBudgetExhausted, VerificationError
+from portieris_webhook.errors import VerificationError, askers_own
+from portieris_webhook.kits.bounded import BoundedDict
 
 LOG = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -62,14 +60,6 @@ class Failure:
 
     def error(self) -> VerificationError:
         return self.kind(self.message)
-
-
-def credential_identity(pairs: Iterable[tuple[str, str]]) -> str:
-    """A digest naming a sequence of (username, password) pairs, for cache keys: answers
-    fetched with one set of credentials are never handed to a request with another, and
-    no password is kept in a key."""
-    encoded = json.dumps([[user, password] for user, password in pairs]).encode()
-    return hashlib.sha256(encoded).hexdigest()
 
 
 def _unit_size(_value: object) -> int:
@@ -186,7 +176,7 @@ class SharedAnswers(Generic[K, V]):
         return answer
 
     def _remember_failure(self, key: K, error: VerificationError) -> None:
-        if self.limits.failure_ttl <= 0 or isinstance(error, AccessRefused | ReadBudgetExhausted):
+        if self.limits.failure_ttl <= 0 or askers_own(error):
             return
         self._failures.put(key, Failure(type(error), str(error)[:MAX_FAILURE_MESSAGE]))
 

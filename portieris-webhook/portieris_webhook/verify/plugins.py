@@ -2,7 +2,7 @@
 
 Plugins are registered under the entry-point group `portieris_webhook.verifiers`, each
 under the name verifiers.CONTRACT gives the part of a policy it checks. A policy that
-needs a verifier that is not installed is denied (enforce.py).
+needs a verifier that is not installed is denied (decide/outcome.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from stevedore import NamedExtensionManager
 
-from portieris_webhook.verifiers import CONTRACT, Verifier, VerifierContext
+from portieris_webhook.verify.contract import CONTRACT, Verifier, VerifierContext
 
 LOG = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "portieris_webhook.verifiers"

@@ -62,6 +62,8 @@ def too_deep(data: bytes | str, limit: int = MAX_DEPTH) -> bool:
     if raw.count(b"{") + raw.count(b"[") <= limit:
         return False
     skeleton = _outside_strings(raw).translate(_BRACKETS_AS_BRACES, _NOT_BRACKETS)
+    if not skeleton:  # every bracket was inside a string (the loop below never runs at 0)
+        return False
     for _ in range(limit):
         reduced = skeleton.replace(b"{}", b"")
         if not reduced:

@@ -14,18 +14,18 @@ from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from portieris_webhook.admission.review import AdmissionResponse, dump_json, parse_review_body
-from portieris_webhook.enforce import Enforcer
+from portieris_webhook.cluster.state import StateView
+from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
-from portieris_webhook.listener import (
+from portieris_webhook.kits.logs import EventSummary
+from portieris_webhook.serving.listener import (
     ConnectionLimits,
     ConnectionMetrics,
     Connections,
     RequestHandler,
 )
-from portieris_webhook.logs import EventSummary
-from portieris_webhook.metrics import DecisionCacheMetrics, Metrics
-from portieris_webhook.state import StateView
-from portieris_webhook.tls import ReloadingTLS
+from portieris_webhook.serving.metrics import DecisionCacheMetrics, Metrics
+from portieris_webhook.serving.tls import ReloadingTLS
 
 LOG = logging.getLogger(__name__)
 HTTP_LOG = logging.getLogger("portieris_webhook.server.http")

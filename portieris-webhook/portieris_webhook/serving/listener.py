@@ -34,7 +34,7 @@ from aiohttp import StreamReader, web
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from portieris_webhook.logs import EventSummary
+from portieris_webhook.kits.logs import EventSummary
 
 LOG = logging.getLogger(__name__)
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from portieris_webhook.errors import InvalidPolicy, ManifestError, StateConflict, TrustStateError
-from portieris_webhook.state import ADDED, MemoryState
-from portieris_webhook.trust.state_store import Stored
+from portieris_webhook.cluster.state import ADDED, MemoryState
+from portieris_webhook.errors import InvalidPolicy, ManifestError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -82,53 +75,3 @@ def _store(state: MemoryState, path: Path, obj: Mapping[str, Any]) -> None:
         state.apply(ADDED, obj)
     except (InvalidPolicy, ManifestError) as exc:
         raise ManifestError(f"{path}: {exc}") from exc
-
-
-class FileBackend:
-    """The persisted trust state in a file (offline mode, `--trust-state-file`): replaced
-    atomically (write a temporary file beside it, then rename), guarded by the hash of what
-    was read, under an advisory lock on `PATH.lock` so processes sharing it merge."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self.where = f"trust state file {path}"
-
-    async def load(self) -> Stored:
-        return await asyncio.to_thread(self._load)
-
-    async def save(self, text: str, version: str | None) -> str:
-        return await asyncio.to_thread(self._save, text, version)
-
-    def _load(self) -> Stored:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return Stored(None, None)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TrustStateError(f"cannot read {self.where}: {exc}") from exc
-        return Stored(text, hashlib.sha256(text.encode()).hexdigest())
-
-    def _save(self, text: str, version: str | None) -> str:
-        lock = self.path.with_name(self.path.name + ".lock")
-        try:
-            with open(lock, "a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                if self._load().version != version:
-                    raise StateConflict(f"{self.where} changed since it was read")
-                self._replace(text)
-        except OSError as exc:
-            raise TrustStateError(f"cannot write {self.where}: {exc}") from exc
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def _replace(self, text: str) -> None:
-        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise

@@ -1,0 +1,1 @@
+"""Cluster state: policies, secrets and owners from the kube API or offline manifests; trust-state backends."""

@@ -1,0 +1,1 @@
+"""Where the options come from: oslo.config options, the INI file reader, typed settings."""

@@ -1,0 +1,1 @@
+"""Serving admissions: the aiohttp routes, connection phases and limits, TLS, metrics."""

@@ -1,0 +1,1 @@
+"""The verifier contract every verifier implements, and the plugin loader."""
