@@ -1,6 +1,7 @@
 # `make demo` shows the webhook verifying real signatures (a local registry, notary server and
 # signature store, tiny signed images), then keeps serving for curl; `make cluster-demo` the same
-# through a single-node cluster with kubectl; `make test` runs every test.
+# through a single-node cluster with kubectl; `make test` runs every test (with `make
+# sysinv-real`: the StarlingX plugins under the real sysinv on Python 3.9 and 3.13).
 # `make image` builds the webhook image into dist/.
 # Both create or reuse .venv/ and install what they need, including Debian packages.
 # `make stx-app` builds the StarlingX application tarball and `make debs` its Debian
@@ -10,7 +11,7 @@ VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image clean
+.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image sysinv-real clean
 
 $(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +58,30 @@ $(DEBS_STAMP): $(STX_SOURCES) | system-deps controlplane
 	bash scripts/build-debs.sh
 	touch $@
 
+# The application's plugins run by StarlingX's real sysinv (the pinned sources in
+# ../shared/starlingx, or $PORTIERIS_STARLINGX_DIR) on bullseye's Python 3.9 and trixie's 3.13:
+# a venv each (scripts/sysinv-venv.sh, cached), then tests/sysinv_real in it. The suite loads
+# the plugin wheel of the tarball above the way sysinv does (PluginManager install/activate),
+# so nothing of the project is installed into those venvs. Without the sources the target is
+# skipped, saying so, except in CI ($CI set), where that is an error.
+STARLINGX_DIR := $(or $(PORTIERIS_STARLINGX_DIR),$(CURDIR)/../shared/starlingx)
+SYSINV_PYTHONS := 3.9 3.13
+
+sysinv-real: stx-app controlplane
+	@if [ ! -d "$(STARLINGX_DIR)" ]; then \
+		echo "sysinv-real: no StarlingX sources at $(STARLINGX_DIR) (set PORTIERIS_STARLINGX_DIR)"; \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+		echo "sysinv-real: skipped"; exit 0; \
+	fi; \
+	set -e; failed=""; for py in $(SYSINV_PYTHONS); do \
+		venv=$$(PORTIERIS_STARLINGX_DIR="$(STARLINGX_DIR)" bash scripts/sysinv-venv.sh $$py); \
+		report=$(CURDIR)/dist/sysinv-real-reapply-py$$py.yaml; rm -f "$$report"; \
+		echo "sysinv-real: Python $$py (overrides before/after each trigger: $$report)"; \
+		PORTIERIS_STX_APP=$(abspath $(STX_APP)) PORTIERIS_SYSINV_REPORT="$$report" \
+			$$venv/bin/pytest -q -ra tests/sysinv_real || failed="$$failed $$py"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "sysinv-real: failed on Python$$failed"; exit 1; fi
+
 demo: $(STAMP) system-deps
 	$(VENV)/bin/python scripts/demo.py
 
@@ -74,7 +99,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: $(STAMP) system-deps controlplane crds stx-app debs image lint
+test: $(STAMP) system-deps controlplane crds stx-app debs image lint sysinv-real
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps

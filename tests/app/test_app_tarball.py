@@ -461,6 +461,7 @@ def test_metadata_asks_for_a_reapply_evaluation_on_each_platform_change_of_the_o
         "host-delete": [{"personality": "controller"}],
         "system-modify": [],
         "usm-upgrade-complete": [],
+        "on-demand-reapply": [],
     }
 
 
