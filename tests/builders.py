@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from portieris_webhook.admission.request import AdmissionRequest
 from portieris_webhook.admission.review import parse_review
 from portieris_webhook.cluster.state import ADDED, MemoryState
+from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.decide.outcome import Decision
 
 GROUP_OF = {
     "Pod": "",
@@ -105,6 +108,21 @@ def request_for(obj: dict[str, Any], **kwargs: Any) -> AdmissionRequest:
     return parse_review(review(obj, **kwargs))
 
 
+def pod_request(
+    images: Iterable[str], namespace: str = "default", pull_secrets: Sequence[str] = ()
+) -> AdmissionRequest:
+    """The CREATE request of pod "p" running `images`, under a fresh uid."""
+    spec = pod_spec(*images, pull_secrets=tuple(pull_secrets))
+    return request_for(workload("Pod", spec, name="p", namespace=namespace), uid=str(uuid.uuid4()))
+
+
+async def decide(
+    enforcer: Enforcer, *images: str, namespace: str = "default", pull_secrets: Sequence[str] = ()
+) -> Decision:
+    """The enforcer's decision on pod "p" running `images`."""
+    return await enforcer.decide(pod_request(images, namespace, pull_secrets))
+
+
 def decode_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
     patch = response.get("patch")
     return json.loads(base64.b64decode(patch)) if patch else []
@@ -119,11 +137,57 @@ def cluster_policy(name: str, *rules: tuple[str, dict[str, Any]]) -> dict[str, A
     }
 
 
+def secret(
+    name: str,
+    data: Mapping[str, str | bytes],
+    namespace: str | None = "default",
+    kind: str = "Opaque",
+) -> dict[str, Any]:
+    """A Secret of type `kind` holding `data` (encoded here); no namespace when it is None."""
+    metadata = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    encoded = {
+        k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
+        for k, v in data.items()
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": kind,
+        "data": encoded,
+    }
+
+
+def key_secret(name: str, armored: str, namespace: str | None = "default") -> dict[str, Any]:
+    """The secret a simple-signing `signedBy` requirement names: an armored public key."""
+    return secret(name, {"key": armored}, namespace)
+
+
+def pull_secret(
+    name: str, host: str, username: str, password: str, namespace: str | None = "default"
+) -> dict[str, Any]:
+    """An image pull secret with one registry's credentials."""
+    config = {"auths": {host: {"username": username, "password": password}}}
+    return secret(
+        name, {".dockerconfigjson": json.dumps(config)}, namespace, "kubernetes.io/dockerconfigjson"
+    )
+
+
 def image_policy(name: str, namespace: str, *rules: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     obj = cluster_policy(name, *rules)
     obj["kind"] = "ImagePolicy"
     obj["metadata"]["namespace"] = namespace
     return obj
+
+
+class ManualClock:
+    """A monotonic clock (`clock()` is the time in seconds) that the test moves by setting `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def memory_state(*objects: Mapping[str, Any]) -> MemoryState:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
 import pytest
 
 from .conftest import Cluster
 from .test_cluster_admission import eventually, k8s_workload, set_policy
+from tests.builders import key_secret
 from tests.fixtures.notary import make_delegation_key
 from tests.fixtures.trust_helpers import signer_secret
 
@@ -23,16 +21,6 @@ def stored_image(cluster: Cluster, kind: str, name: str = "demo") -> str:
     if kind != "Pod":
         spec = spec["template"]["spec"]
     return str(spec["containers"][0]["image"])
-
-
-def key_secret(name: str, armored: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "type": "Opaque",
-        "data": {"key": base64.b64encode(armored.encode()).decode()},
-    }
 
 
 @pytest.fixture
@@ -94,7 +82,7 @@ def test_simple_signed_pod_is_stored_pinned_and_a_foreign_key_is_refused(
     simple_signer.sign(good, alice.fingerprint)
     forged = image_factory("v1")
     simple_signer.sign(forged, mallory.fingerprint)
-    cluster.apply(key_secret("alice", alice.public_armored)).check_returncode()
+    cluster.apply(key_secret("alice", alice.public_armored, namespace=None)).check_returncode()
     requirement = {"type": "signedBy", "keySecret": "alice"}
     set_policy(
         cluster,

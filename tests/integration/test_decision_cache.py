@@ -28,14 +28,16 @@ from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.trust.verifier import TrustVerifier, utc_now
 from portieris_webhook.verify.contract import VerifierContext
 
-from tests.builders import memory_state
+from tests.builders import ManualClock, memory_state
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.notary import make_delegation_key
 from tests.fixtures.registry import PushedImage
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
-    cluster_policy,
+    alice_secret,
     decide_image,
+    key_secret,
+    policy_under_test,
     pull_secret,
     secret,
     signed_by,
@@ -43,16 +45,6 @@ from tests.fixtures.simple_helpers import (
 from tests.fixtures.trust_helpers import signer_secret, trust_policy
 
 pytestmark = pytest.mark.integration
-
-
-class Monotonic:
-    """The decision cache's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def __call__(self) -> float:
-        return self.seconds
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +55,7 @@ async def real_enforcer(
 ) -> AsyncIterator[Enforcer]:
     """An Enforcer with the real trust and simple verifiers and a decision cache; the simple
     verifier's reuse of registry and store reads runs on the decision cache's clock."""
-    clock = monotonic or Monotonic()
+    clock = monotonic or ManualClock()
     http = HttpClient(settings.ca_file)
     context = VerifierContext(settings, state, http)
     trust, simple = TrustVerifier(context), SimpleVerifier(context, monotonic=clock)
@@ -76,26 +68,12 @@ async def real_enforcer(
         await http.close()
 
 
-@pytest.fixture
-def settings(registry) -> Settings:
-    return Settings(ca_file=str(registry.ca_file), verify_timeout=20.0)
-
-
-@pytest.fixture
-def alice(gpg_key: Callable[[str], GpgKey]) -> GpgKey:
-    return gpg_key("cache-alice")
+SETTINGS = {"verify_timeout": 20.0}
 
 
 @pytest.fixture
 def bob(gpg_key: Callable[[str], GpgKey]) -> GpgKey:
     return gpg_key("cache-bob")
-
-
-@pytest.fixture
-def signed_image(image_factory, simple_signer, alice) -> PushedImage:
-    image = image_factory("v1")
-    simple_signer.sign(image, alice.fingerprint)
-    return image
 
 
 def simple_policy(store_url: str, *key_secrets: str, name: str = "under-test") -> dict[str, Any]:
@@ -105,13 +83,9 @@ def simple_policy(store_url: str, *key_secrets: str, name: str = "under-test") -
             "storeURL": store_url,
         }
     }
-    obj = cluster_policy(policy)
+    obj = policy_under_test(policy)
     obj["metadata"]["name"] = name
     return obj
-
-
-def key_secret(key: GpgKey, name: str = "alice") -> dict[str, Any]:
-    return secret(name, {"key": key.public_armored})
 
 
 def remove_signatures(store, image: PushedImage) -> None:
@@ -128,7 +102,7 @@ async def check(enforcer: Enforcer, image: PushedImage, **kwargs: Any) -> ImageD
 async def test_a_repeated_check_is_answered_from_the_cache(
     registry, lookaside_store, signed_image, alice, settings
 ) -> None:
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
         remove_signatures(lookaside_store, signed_image)
@@ -145,7 +119,7 @@ async def test_rotating_an_unrelated_secret_keeps_the_cached_allow(
     other_registry = pull_secret("othercred", "other.example.com", "u", "old")
     state = memory_state(
         simple_policy(lookaside_store.url),
-        key_secret(alice),
+        alice_secret(alice),
         other_registry,
         secret("unrelated", {"token": "old"}),
     )
@@ -154,7 +128,7 @@ async def test_rotating_an_unrelated_secret_keeps_the_cached_allow(
         remove_signatures(lookaside_store, signed_image)
         state.apply(MODIFIED, pull_secret("othercred", "other.example.com", "u", "new"))
         state.apply(MODIFIED, secret("unrelated", {"token": "new"}))
-        state.apply(MODIFIED, key_secret(alice, "alice"))  # re-applied, same content
+        state.apply(MODIFIED, alice_secret(alice))  # re-applied, same content
         again = await check(enforcer, signed_image, pull_secrets=("othercred",))
 
     assert first.allowed and again.allowed, again.reasons
@@ -164,12 +138,12 @@ async def test_rotating_an_unrelated_secret_keeps_the_cached_allow(
 async def test_rotating_the_key_secret_to_a_wrong_key_denies_and_back_reuses(
     registry, lookaside_store, signed_image, alice, bob, settings
 ) -> None:
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
-        state.apply(MODIFIED, key_secret(bob))
+        state.apply(MODIFIED, key_secret("alice", bob.public_armored))
         rotated = await check(enforcer, signed_image)
-        state.apply(MODIFIED, key_secret(alice))
+        state.apply(MODIFIED, alice_secret(alice))
         back = await check(enforcer, signed_image)
         stats = enforcer.decisions.stats()
 
@@ -184,7 +158,9 @@ async def test_editing_the_policy_verifies_again(
     registry, lookaside_store, signed_image, alice, bob, settings
 ) -> None:
     state = memory_state(
-        simple_policy(lookaside_store.url), key_secret(alice), key_secret(bob, "bob")
+        simple_policy(lookaside_store.url),
+        alice_secret(alice),
+        key_secret("bob", bob.public_armored),
     )
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
@@ -200,7 +176,7 @@ async def test_editing_the_policy_verifies_again(
 async def test_the_same_policy_under_another_name_reuses_the_check(
     registry, lookaside_store, signed_image, alice, settings
 ) -> None:
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings) as enforcer:
         await check(enforcer, signed_image)
         remove_signatures(lookaside_store, signed_image)
@@ -215,7 +191,7 @@ async def test_the_same_policy_under_another_name_reuses_the_check(
 async def test_deleting_the_policy_denies_at_once(
     registry, lookaside_store, signed_image, alice, settings
 ) -> None:
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
         state.apply(DELETED, simple_policy(lookaside_store.url))
@@ -230,14 +206,14 @@ async def test_deleting_the_policy_denies_at_once(
 async def test_an_allow_is_reused_for_at_most_the_refresh_interval(
     registry, lookaside_store, signed_image, alice, settings
 ) -> None:
-    clock = Monotonic()
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    clock = ManualClock()
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings, clock) as enforcer:
         first = await check(enforcer, signed_image)
         remove_signatures(lookaside_store, signed_image)
-        clock.seconds += settings.trust_refresh_interval - 0.5
+        clock.now += settings.trust_refresh_interval - 0.5
         young = await check(enforcer, signed_image)
-        clock.seconds += 0.5
+        clock.now += 0.5
         old = await check(enforcer, signed_image)
 
     assert first.allowed and young.allowed
@@ -254,7 +230,7 @@ async def test_with_no_entries_every_check_is_verified(
         decision_cache_max_entries=0,
         simple_refresh_interval=0.0,  # the store is read again too (test_simple_warm_path)
     )
-    state = memory_state(simple_policy(lookaside_store.url), key_secret(alice))
+    state = memory_state(simple_policy(lookaside_store.url), alice_secret(alice))
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
         remove_signatures(lookaside_store, signed_image)
@@ -272,7 +248,7 @@ async def test_pull_credentials_for_the_registry_are_part_of_the_decision(
     user, password = auth_registry.credentials
     state = memory_state(
         simple_policy(lookaside_store.url),
-        key_secret(alice),
+        alice_secret(alice),
         pull_secret("regcred", image.host, user, password),
     )
     async with real_enforcer(state, settings) as enforcer:
@@ -297,16 +273,16 @@ async def test_offline_state_a_rotated_secret_or_a_deleted_policy_is_verified_ag
     registry, lookaside_store, signed_image, alice, bob, settings, tmp_path
 ) -> None:
     write_manifest(tmp_path, "policy", simple_policy(lookaside_store.url))
-    write_manifest(tmp_path, "key", key_secret(alice))
+    write_manifest(tmp_path, "key", alice_secret(alice))
     write_manifest(tmp_path, "unrelated", secret("unrelated", {"token": "old"}))
     state = load_manifests([str(tmp_path)])
     async with real_enforcer(state, settings) as enforcer:
         first = await check(enforcer, signed_image)
         state.apply(MODIFIED, secret("unrelated", {"token": "new"}))
         unrelated = await check(enforcer, signed_image)
-        state.apply(MODIFIED, key_secret(bob))
+        state.apply(MODIFIED, key_secret("alice", bob.public_armored))
         rotated = await check(enforcer, signed_image)
-        state.apply(MODIFIED, key_secret(alice))
+        state.apply(MODIFIED, alice_secret(alice))
         state.apply(DELETED, simple_policy(lookaside_store.url))
         deleted = await check(enforcer, signed_image)
         stats = enforcer.decisions.stats()
@@ -323,15 +299,6 @@ async def test_offline_state_a_rotated_secret_or_a_deleted_policy_is_verified_ag
 @pytest.fixture
 def trust_settings(notary_server) -> Settings:
     return Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=3600.0)
-
-
-@pytest.fixture
-def alice_signed(image_factory, notary_signer):
-    """Tag v1 signed by the delegation targets/alice (and nothing else)."""
-    image = image_factory("v1")
-    key = make_delegation_key("alice")
-    notary_signer.sign(image.name, image.tag, image.size, image.hex, key=key, role="targets/alice")
-    return image, key
 
 
 def signers_policy(image: PushedImage, notary_server, *signers: str) -> dict[str, Any]:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
+from tests.builders import key_secret
 from tests.fixtures.faults import Fault, FaultyRemote
 from tests.fixtures.gpg import GpgHome, LookasideStore, SimpleSigner
 from tests.fixtures.notary import NotaryServer, NotarySigner
 from tests.fixtures.pki import TestCA
 from tests.fixtures.registry import Registry
-from tests.fixtures.serve import Webhook, caches_off, key_secret, pod_review, write_manifests
+from tests.fixtures.serve import Webhook, caches_off, pod_review, write_manifests
 
 pytestmark = pytest.mark.integration
 

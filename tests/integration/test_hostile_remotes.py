@@ -27,34 +27,25 @@ from portieris_webhook.simple.stores import (
     MAX_SIGNATURES,
 )
 
-from tests.builders import memory_state
-from tests.fixtures.gpg import GpgKey
+from tests.builders import memory_state, pod_request
 from tests.fixtures.hostile import routes_app, stream
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
-    cluster_policy,
+    ExtensionRegistry,
+    alice_secret,
+    decide_with_policy,
+    extension_entry,
+    policy_under_test,
     pull_secret,
-    secret,
     serve,
     server_ssl_context,
     signed_by,
     simple_enforcer,
 )
-from tests.fixtures.trust_helpers import pod_request
-from tests.integration.test_simple_verifier import ExtensionRegistry, decide, extension_entry
 
 pytestmark = pytest.mark.integration
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-@pytest.fixture
-def alice(gpg_key: Callable[[str], GpgKey]) -> GpgKey:
-    return gpg_key("hostile-alice")
-
-
-def alice_secret(alice: GpgKey) -> dict[str, Any]:
-    return secret("alice", {"key": alice.public_armored})
 
 
 @pytest.fixture
@@ -172,7 +163,7 @@ async def test_the_images_of_one_request_share_its_read_budget(
         policy = {
             "simple": {"requirements": [signed_by("alice")], "storeURL": f"https://{host}/sigs"}
         }
-        state = memory_state(cluster_policy(policy), alice_secret(alice))
+        state = memory_state(policy_under_test(policy), alice_secret(alice))
         async with simple_enforcer(state, test_ca_file) as enforcer:
             images = [f"{host}/team/app{n}:v1" for n in range(count)]
             decision = await enforcer.decide(pod_request(images, NAMESPACE))
@@ -212,7 +203,7 @@ async def test_a_store_with_endless_signatures_is_refused_naming_the_limit_and_t
     valid = simple_signer.sign(image, alice.fingerprint).read_bytes()
     async with serve(store_app(valid)) as host:
         policy = {"simple": {"requirements": [signed_by("alice")], "storeURL": f"http://{host}"}}
-        decision = await decide(registry, policy, image.ref, alice_secret(alice))
+        decision = await decide_with_policy(registry, policy, image.ref, alice_secret(alice))
     assert not decision.allowed
     assert (
         f"signature store http://{host} has more than {MAX_SIGNATURES} signatures for "
@@ -227,7 +218,7 @@ async def test_a_store_with_the_most_signatures_portieris_reads_is_accepted(
     valid = simple_signer.sign(image, alice.fingerprint).read_bytes()
     async with serve(store_app(valid, until=MAX_SIGNATURES)) as host:
         policy = {"simple": {"requirements": [signed_by("alice")], "storeURL": f"http://{host}"}}
-        decision = await decide(registry, policy, image.ref, alice_secret(alice))
+        decision = await decide_with_policy(registry, policy, image.ref, alice_secret(alice))
     assert decision.allowed, decision.reasons
 
 
@@ -238,7 +229,7 @@ async def test_an_oversized_signature_is_refused_naming_the_limit_and_the_store(
     image = image_factory("v1")
     async with serve(store_app(None, size)) as host:
         policy = {"simple": {"requirements": [signed_by("alice")], "storeURL": f"http://{host}"}}
-        decision = await decide(registry, policy, image.ref, alice_secret(alice))
+        decision = await decide_with_policy(registry, policy, image.ref, alice_secret(alice))
     assert not decision.allowed
     assert f"simple: {host} (GET http://{host}/" in decision.reasons[0]
     assert f"larger than {MAX_SIGNATURE_BYTES} bytes" in decision.reasons[0]
@@ -261,7 +252,9 @@ async def extension_decision(
             alice_secret(alice),
             pull_secret("regcred", host, ExtensionRegistry.USER, ExtensionRegistry.PASSWORD),
         )
-        return host, await decide(registry, policy, ref, *objects, pull_secrets=("regcred",))
+        return host, await decide_with_policy(
+            registry, policy, ref, *objects, pull_secrets=("regcred",)
+        )
 
 
 async def test_an_extension_api_list_with_too_many_signatures_is_refused(

@@ -20,8 +20,8 @@ from tests.fixtures.plugin import ImageFactory
 from tests.fixtures.registry import PushedImage, Registry
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
-    cluster_policy,
     decide_image,
+    policy_under_test,
     secret,
     signed_by,
     simple_enforcer,
@@ -279,7 +279,7 @@ async def test_verdict_matches_skopeo(
     reqs = REQUIREMENT_SETS[requirement_set]
     skopeo_says = signer.verdict(policy_for(registry.host, reqs.skopeo(case, keys)), case.ref)
     policy = {"simple": {"requirements": reqs.ours(case), "storeURL": lookaside_store.url}}
-    state = memory_state(cluster_policy(policy), *key_secrets(keys))
+    state = memory_state(policy_under_test(policy), *key_secrets(keys))
 
     async with simple_enforcer(state, registry.ca_file) as enforcer:
         decision = await decide_image(enforcer, case.ref, NAMESPACE)

@@ -11,6 +11,7 @@ from portieris_webhook.simple import keyring as keyring_module
 from portieris_webhook.simple.keyring import KeyRings, SignatureRejected
 from portieris_webhook.simple.payload import parse_payload
 
+from tests.builders import ManualClock
 from tests.fixtures.simple_helpers import atomic_payload, gpg_sign
 
 pytestmark = pytest.mark.integration
@@ -123,18 +124,10 @@ async def test_old_rings_are_evicted_beyond_the_limit(tmp_path, gpg_key) -> None
         await rings.close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_a_ring_past_its_age_is_imported_again_and_still_verifies(
     tmp_path, gpg_home, gpg_key
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     rings = KeyRings(tmp_path / "rings", monotonic=clock)
     key = gpg_key("ring-alice")
     armored = key.public_armored.encode()
@@ -166,7 +159,7 @@ async def test_concurrent_verifications_of_one_signature_run_gpg_once(
 async def test_what_gpg_said_is_remembered_per_key_data_and_forgotten_after_its_age(
     tmp_path, gpg_home, gpg_key
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     rings = KeyRings(tmp_path / "rings", monotonic=clock)
     alice, bob = gpg_key("ring-alice"), gpg_key("ring-bob")
     signature = gpg_sign(gpg_home, alice.fingerprint, atomic_payload(DIGEST, "r.io/a/b:1"))

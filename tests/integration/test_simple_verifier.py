@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,58 +15,28 @@ from aiohttp import web
 
 from portieris_webhook.verify.contract import ImageCheck, Verdict, Verifier
 
-from tests.builders import memory_state
-from tests.fixtures.gpg import GpgHome, GpgKey, policy_for, signed_by_requirement
+from tests.fixtures.gpg import GpgHome, policy_for, signed_by_requirement
 from tests.fixtures.procs import free_port
-from tests.fixtures.registry import PushedImage, Registry
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
+    ExtensionRegistry,
+    alice_secret,
     atomic_payload,
-    cluster_policy,
-    decide_image,
+    decide_with_policy,
+    extension_entry,
     gpg_sign,
     pull_secret,
     secret,
     serve,
     server_ssl_context,
     signed_by,
-    simple_enforcer,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def alice(gpg_key: Callable[[str], GpgKey]) -> GpgKey:
-    return gpg_key("verifier-alice")
-
-
-@pytest.fixture
-def signed_image(image_factory, simple_signer, alice) -> PushedImage:
-    image = image_factory("v1")
-    simple_signer.sign(image, alice.fingerprint)
-    return image
-
-
 def lookaside_policy(store_url: str, **simple: Any) -> dict[str, Any]:
     return {"simple": {"requirements": [signed_by("alice")], "storeURL": store_url, **simple}}
-
-
-async def decide(
-    registry: Registry,
-    policy: dict[str, Any],
-    image: str,
-    *objects: dict[str, Any],
-    pull_secrets: tuple[str, ...] = (),
-    extra: tuple[Verifier, ...] = (),
-):
-    state = memory_state(cluster_policy(policy), *objects)
-    async with simple_enforcer(state, registry.ca_file, extra) as enforcer:
-        return await decide_image(enforcer, image, NAMESPACE, pull_secrets)
-
-
-def alice_secret(alice: GpgKey) -> dict[str, Any]:
-    return secret("alice", {"key": alice.public_armored})
 
 
 # --- the happy path and what the decision carries --------------------------------------
@@ -76,7 +45,7 @@ def alice_secret(alice: GpgKey) -> dict[str, Any]:
 async def test_a_signed_image_is_allowed_and_pinned_to_its_digest(
     registry, lookaside_store, signed_image, alice
 ) -> None:
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), signed_image.ref, alice_secret(alice)
     )
     assert decision.allowed, decision.reasons
@@ -88,7 +57,7 @@ async def test_mutate_image_false_allows_without_a_patch(
     registry, lookaside_store, signed_image, alice
 ) -> None:
     policy = {**lookaside_policy(lookaside_store.url), "mutateImage": False}
-    decision = await decide(registry, policy, signed_image.ref, alice_secret(alice))
+    decision = await decide_with_policy(registry, policy, signed_image.ref, alice_secret(alice))
     assert decision.allowed and decision.patched_image is None
 
 
@@ -111,7 +80,7 @@ async def test_a_key_secret_without_a_public_key_denies_clearly(
 ) -> None:
     if key == "__PRIVATE__":
         key = gpg_home.export_secret(alice.fingerprint)
-    decision = await decide(
+    decision = await decide_with_policy(
         registry,
         lookaside_policy(lookaside_store.url),
         signed_image.ref,
@@ -124,7 +93,9 @@ async def test_a_key_secret_without_a_public_key_denies_clearly(
 
 
 async def test_a_missing_key_secret_denies_clearly(registry, lookaside_store, signed_image) -> None:
-    decision = await decide(registry, lookaside_policy(lookaside_store.url), signed_image.ref)
+    decision = await decide_with_policy(
+        registry, lookaside_policy(lookaside_store.url), signed_image.ref
+    )
     assert not decision.allowed
     assert f"key secret {NAMESPACE}/alice): the secret does not exist" in decision.reasons[0]
 
@@ -133,7 +104,7 @@ async def test_a_key_in_another_secret_does_not_count(
     registry, lookaside_store, signed_image, alice, gpg_key
 ) -> None:
     # Alice's key is in the cluster, but the requirement names Bob's secret.
-    decision = await decide(
+    decision = await decide_with_policy(
         registry,
         lookaside_policy(lookaside_store.url),
         signed_image.ref,
@@ -159,7 +130,7 @@ async def test_a_tampered_signature_is_refused(
     tampered[payload_at + 10] ^= 0x01  # one bit of the signed digest
     lookaside_store.add(image.repo, image.digest, bytes(tampered))
 
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
 
@@ -175,7 +146,7 @@ async def test_garbage_in_the_store_is_not_a_signature(
 ) -> None:
     image = image_factory("v1")
     lookaside_store.add(image.repo, image.digest, b"<html>not a signature</html>")
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
     assert not decision.allowed
@@ -191,7 +162,7 @@ async def test_a_message_with_two_signatures_is_refused(
     twice = gpg_sign(gpg_home, alice.fingerprint, payload, also=(bob.fingerprint,))
     lookaside_store.add(image.repo, image.digest, twice)
 
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
 
@@ -211,7 +182,7 @@ async def test_a_payload_with_an_unknown_critical_field_is_refused_as_skopeo_doe
     payload = atomic_payload(image.digest, image.ref, **{"expires-after": "2000-01-01"})
     lookaside_store.add(image.repo, image.digest, gpg_sign(gpg_home, alice.fingerprint, payload))
 
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
 
@@ -227,7 +198,7 @@ async def test_the_same_payload_without_the_unknown_field_is_accepted(
     image = image_factory("v1")
     payload = atomic_payload(image.digest, image.ref)
     lookaside_store.add(image.repo, image.digest, gpg_sign(gpg_home, alice.fingerprint, payload))
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
     assert decision.allowed, decision.reasons
@@ -242,7 +213,7 @@ async def test_a_signature_for_another_digest_is_refused(
     image, other = image_factory("v1"), image_factory("v1")
     payload = atomic_payload(other.digest, image.ref)
     lookaside_store.add(image.repo, image.digest, gpg_sign(gpg_home, alice.fingerprint, payload))
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
     assert not decision.allowed
@@ -255,7 +226,7 @@ async def test_a_signature_for_another_identity_is_refused(
     image = image_factory("v1")
     payload = atomic_payload(image.digest, f"{image.name}:v2")
     lookaside_store.add(image.repo, image.digest, gpg_sign(gpg_home, alice.fingerprint, payload))
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
     assert not decision.allowed
@@ -269,7 +240,7 @@ async def test_an_unsigned_image_is_denied_saying_no_signature_exists(
     registry, lookaside_store, image_factory, alice
 ) -> None:
     image = image_factory("v1")
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, lookaside_policy(lookaside_store.url), image.ref, alice_secret(alice)
     )
     assert not decision.allowed
@@ -279,7 +250,7 @@ async def test_an_unsigned_image_is_denied_saying_no_signature_exists(
 async def test_a_tag_the_registry_does_not_have_is_denied(
     registry, lookaside_store, signed_image, alice
 ) -> None:
-    decision = await decide(
+    decision = await decide_with_policy(
         registry,
         lookaside_policy(lookaside_store.url),
         f"{signed_image.name}:no-such-tag",
@@ -291,7 +262,9 @@ async def test_a_tag_the_registry_does_not_have_is_denied(
 
 async def test_a_store_that_is_down_denies(registry, signed_image, alice) -> None:
     down = f"http://127.0.0.1:{free_port()}"
-    decision = await decide(registry, lookaside_policy(down), signed_image.ref, alice_secret(alice))
+    decision = await decide_with_policy(
+        registry, lookaside_policy(down), signed_image.ref, alice_secret(alice)
+    )
     assert not decision.allowed
     assert "cannot reach server" in decision.reasons[0]
 
@@ -306,7 +279,7 @@ async def test_a_store_that_fails_denies_rather_than_counting_fewer_signatures(
 
     app.router.add_get("/{tail:.*}", broken)
     async with serve(app) as host:
-        decision = await decide(
+        decision = await decide_with_policy(
             registry, lookaside_policy(f"http://{host}"), signed_image.ref, alice_secret(alice)
         )
     assert not decision.allowed
@@ -347,7 +320,7 @@ async def test_store_credentials_come_from_the_store_secret(
         if password is not None:
             objects.append(secret("store", {"username": "reader", "password": password}))
             simple["storeSecret"] = "store"
-        decision = await decide(
+        decision = await decide_with_policy(
             registry, lookaside_policy(f"http://{host}", **simple), signed_image.ref, *objects
         )
     assert decision.allowed is allowed, decision.reasons
@@ -366,10 +339,10 @@ async def test_pull_secrets_let_the_verifier_read_a_private_registry(
     objects = (alice_secret(alice), pull_secret("regcred", image.host, user, password))
     policy = lookaside_policy(lookaside_store.url)
 
-    with_secret = await decide(
+    with_secret = await decide_with_policy(
         auth_registry, policy, image.ref, *objects, pull_secrets=("regcred",)
     )
-    without = await decide(auth_registry, policy, image.ref, *objects)
+    without = await decide_with_policy(auth_registry, policy, image.ref, *objects)
 
     assert with_secret.allowed, with_secret.reasons
     assert with_secret.digest == image.digest
@@ -378,72 +351,6 @@ async def test_pull_secrets_let_the_verifier_read_a_private_registry(
 
 
 # --- the registry extension API --------------------------------------------------------
-
-
-class ExtensionRegistry:
-    """A TLS registry front: manifests from the real registry, signatures from memory,
-    behind the Docker token flow (basic credentials -> bearer token)."""
-
-    USER, PASSWORD, TOKEN = "puller", "pull-pass", "tok-123"
-
-    def __init__(self, manifests: dict[str, bytes]) -> None:
-        self.manifests = manifests  # "repo:tag" or "repo@digest" -> bytes
-        self.signatures: dict[str, list[dict[str, Any]]] = {}  # digest -> entries
-        self.host = ""
-        self.token_requests = 0
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/token", self.token)
-        app.router.add_get("/v2/{repo:.+}/manifests/{ref}", self.manifest)
-        app.router.add_get("/extensions/v2/{repo:.+}/signatures/{digest}", self.signature_list)
-        return app
-
-    def _challenge(self, repo: str) -> web.Response:
-        header = (
-            f'Bearer realm="https://{self.host}/token",service="fake",'
-            f'scope="repository:{repo}:pull"'
-        )
-        return web.Response(status=401, headers={"WWW-Authenticate": header})
-
-    def _authorised(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == f"Bearer {self.TOKEN}"
-
-    async def token(self, request: web.Request) -> web.Response:
-        self.token_requests += 1
-        expected = base64.b64encode(f"{self.USER}:{self.PASSWORD}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
-            return web.Response(status=401)
-        return web.json_response({"token": self.TOKEN, "expires_in": 300})
-
-    async def manifest(self, request: web.Request) -> web.Response:
-        repo, ref = request.match_info["repo"], request.match_info["ref"]
-        if not self._authorised(request):
-            return self._challenge(repo)
-        sep = "@" if ref.startswith("sha256:") else ":"
-        body = self.manifests.get(f"{repo}{sep}{ref}")
-        if body is None:
-            return web.Response(status=404)
-        return web.Response(
-            body=body, content_type="application/vnd.docker.distribution.manifest.v2+json"
-        )
-
-    async def signature_list(self, request: web.Request) -> web.Response:
-        repo = request.match_info["repo"]
-        if not self._authorised(request):
-            return self._challenge(repo)
-        return web.json_response(
-            {"signatures": self.signatures.get(request.match_info["digest"], [])}
-        )
-
-
-def extension_entry(digest: str, name: str, content: bytes, version: int = 2) -> dict[str, Any]:
-    return {
-        "version": version,
-        "type": "atomic",
-        "name": f"{digest}@{name}",
-        "content": base64.b64encode(content).decode(),
-    }
 
 
 async def test_signatures_from_the_registry_extension_api_when_no_store_url_is_given(
@@ -467,9 +374,13 @@ async def test_signatures_from_the_registry_extension_api_when_no_store_url_is_g
             alice_secret(alice),
             pull_secret("regcred", host, ExtensionRegistry.USER, ExtensionRegistry.PASSWORD),
         )
-        only_bob = await decide(registry, policy, ref, *objects, pull_secrets=("regcred",))
+        only_bob = await decide_with_policy(
+            registry, policy, ref, *objects, pull_secrets=("regcred",)
+        )
         fake.signatures[image.digest].append(extension_entry(image.digest, "alice", alice_sig))
-        with_alice = await decide(registry, policy, ref, *objects, pull_secrets=("regcred",))
+        with_alice = await decide_with_policy(
+            registry, policy, ref, *objects, pull_secrets=("regcred",)
+        )
 
     assert not only_bob.allowed
     # the version 1 entry (alice) was skipped; the one left is bob's
@@ -484,7 +395,7 @@ async def test_a_registry_without_the_extension_api_and_no_store_url_denies(
     registry, signed_image, alice
 ) -> None:
     policy = {"simple": {"requirements": [signed_by("alice")]}}
-    decision = await decide(registry, policy, signed_image.ref, alice_secret(alice))
+    decision = await decide_with_policy(registry, policy, signed_image.ref, alice_secret(alice))
     assert not decision.allowed
     assert re.search(
         r"has no signature extension API .*give the policy a storeURL", decision.reasons[0]
@@ -512,7 +423,7 @@ async def test_trust_and_simple_must_name_the_same_digest(
 ) -> None:
     trusted = signed_image.digest if agree else "sha256:" + "0" * 64
     policy = {**lookaside_policy(lookaside_store.url), "trust": {"enabled": True}}
-    decision = await decide(
+    decision = await decide_with_policy(
         registry, policy, signed_image.ref, alice_secret(alice), extra=(FakeTrust(trusted),)
     )
     assert decision.allowed is agree, decision.reasons
@@ -542,7 +453,7 @@ async def test_a_signature_by_a_key_that_has_since_expired_is_refused_as_skopeo_
     lookaside_store.add(image.repo, image.digest, signature)
     armored = gpg_home.export_public(fingerprint)
 
-    decision = await decide(
+    decision = await decide_with_policy(
         registry,
         lookaside_policy(lookaside_store.url),
         image.ref,

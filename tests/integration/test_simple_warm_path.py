@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,14 +28,15 @@ from portieris_webhook.remote.http_client import HttpClient
 from portieris_webhook.simple.verifier import SimpleVerifier
 from portieris_webhook.verify.contract import VerifierContext
 
-from tests.builders import memory_state
+from tests.builders import ManualClock, memory_state
 from tests.fixtures.counting_proxy import CountingProxy
 from tests.fixtures.gpg import GpgKey, LookasideStore, SimpleSigner
 from tests.fixtures.registry import PushedImage, Registry
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
-    cluster_policy,
+    alice_secret,
     decide_image,
+    policy_under_test,
     pull_secret,
     secret,
     server_ssl_context,
@@ -46,21 +47,6 @@ pytestmark = pytest.mark.integration
 
 WINDOW = 30.0  # the default --trust-refresh-interval, which the simple window follows
 FAILURE_TTL = 5.0
-
-
-class Clock:
-    """The verifier's monotonic clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def alice(gpg_key: Callable[[str], GpgKey]) -> GpgKey:
-    return gpg_key("warm-alice")
 
 
 @pytest.fixture
@@ -97,7 +83,7 @@ def sign_through(
 
 
 def policy(store: CountingProxy, **simple: Any) -> dict[str, Any]:
-    return cluster_policy(
+    return policy_under_test(
         {"simple": {"requirements": [signed_by("alice")], "storeURL": store.url, **simple}}
     )
 
@@ -105,7 +91,7 @@ def policy(store: CountingProxy, **simple: Any) -> dict[str, Any]:
 class Warm:
     """An Enforcer over the real SimpleVerifier, whose clock the test moves."""
 
-    def __init__(self, enforcer: Enforcer, verifier: SimpleVerifier, clock: Clock) -> None:
+    def __init__(self, enforcer: Enforcer, verifier: SimpleVerifier, clock: ManualClock) -> None:
         self.enforcer, self.verifier, self.clock = enforcer, verifier, clock
 
     async def decide(
@@ -123,7 +109,7 @@ async def warm(state: MemoryState, ca_file: Any, **settings: Any) -> AsyncIterat
     settings.setdefault("decision_cache_max_entries", 0)
     config = Settings(ca_file=str(ca_file), verify_timeout=20.0, **settings)
     http = HttpClient(config.ca_file)
-    clock = Clock()
+    clock = ManualClock()
     verifier = SimpleVerifier(VerifierContext(config, state, http), monotonic=clock)
     decisions = DecisionCache(config.decision_cache_max_entries, monotonic=clock)
     try:
@@ -149,7 +135,7 @@ async def test_a_second_admission_within_the_window_asks_no_server_and_runs_no_g
     registry, registry_proxy, store_proxy, signed, alice
 ) -> None:
     image, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         first = await w.decide(ref)
         asked = (len(registry_proxy.requests), len(store_proxy.requests), w.gpg_runs)
@@ -173,7 +159,7 @@ async def test_after_the_window_a_moved_tag_resolves_to_the_new_digest(
     lookaside_store,
 ) -> None:
     old, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         before = await w.decide(ref)
         moved = image_factory("v1", repo=old.repo)  # the tag now names another image
@@ -204,7 +190,7 @@ async def test_with_the_decision_cache_a_moved_tag_is_seen_once_the_simple_windo
 ) -> None:
     """A cached decision lives no longer than the simple window, even when trust's is longer."""
     old, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     settings = {
         "decision_cache_max_entries": 100,
         "trust_refresh_interval": 300.0,
@@ -239,7 +225,7 @@ async def test_a_decision_made_from_remembered_answers_lives_only_for_the_rest_o
     decision: the policy was edited meanwhile) ends with that window, not a window after the
     decision: stacking the decision cache on the verifier's answers adds no staleness."""
     old, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     settings = {"decision_cache_max_entries": 100, "simple_refresh_interval": 10.0}
     async with warm(state, registry.ca_file, **settings) as w:
         await w.decide(ref)  # reads the tag and the store at t=0
@@ -264,7 +250,7 @@ async def test_a_refresh_interval_of_zero_reads_registry_and_store_every_time(
     registry, registry_proxy, store_proxy, signed, alice
 ) -> None:
     _, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file, simple_refresh_interval=0.0) as w:
         decisions = [await w.decide(ref) for _ in range(3)]
 
@@ -278,7 +264,7 @@ async def test_twenty_concurrent_identical_checks_make_one_request_each_and_one_
     registry, registry_proxy, store_proxy, signed, alice
 ) -> None:
     _, ref = signed
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         decisions = await asyncio.gather(*(w.decide(ref) for _ in range(20)))
 
@@ -305,7 +291,7 @@ async def test_pull_secrets_with_different_credentials_do_not_share_answers(
         ref = sign_through(image, proxy, alice, simple_signer, lookaside_store)
         state = memory_state(
             policy(store_proxy),
-            secret("alice", {"key": alice.public_armored}),
+            alice_secret(alice),
             pull_secret("good", proxy.host, user, password),
             pull_secret("bad", proxy.host, user, "not-the-password"),
         )
@@ -358,7 +344,7 @@ async def test_a_failing_store_is_asked_again_after_the_failure_time(
 ) -> None:
     _, ref = signed
     store_proxy.fail_with = 500
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         failed = await w.decide(ref)
         w.clock.now += FAILURE_TTL - 1
@@ -391,7 +377,7 @@ async def test_a_key_secret_rotated_to_another_key_verifies_again_and_a_wrong_ke
     image, ref = signed
     bob, carol = gpg_key("warm-bob"), gpg_key("warm-carol")
     sign_through(image, registry_proxy, bob, simple_signer, lookaside_store)  # signature-2
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         as_alice = await w.decide(ref)
         runs = w.gpg_runs
@@ -417,7 +403,7 @@ async def test_an_image_signed_after_a_deny_is_allowed_once_the_failure_time_pas
     after --simple-failure-ttl, not after the whole window."""
     image = image_factory("late")
     ref = proxied(image, registry_proxy)
-    state = memory_state(policy(store_proxy), secret("alice", {"key": alice.public_armored}))
+    state = memory_state(policy(store_proxy), alice_secret(alice))
     async with warm(state, registry.ca_file) as w:
         unsigned = await w.decide(ref)
         sign_through(image, registry_proxy, alice, simple_signer, lookaside_store)

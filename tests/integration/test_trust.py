@@ -10,14 +10,12 @@ import pytest
 
 from portieris_webhook.config.settings import Settings
 
-from tests.builders import memory_state
+from tests.builders import decide, memory_state, pull_secret
 from tests.fixtures.notary import make_delegation_key
 from tests.fixtures.trust_helpers import (
     NotaryProxy,
-    decide,
     enforcer,
     patched_images,
-    pull_secret,
     signer_secret,
     trust_policy,
 )
@@ -25,9 +23,7 @@ from tests.fixtures.trust_helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def settings(notary_server) -> Settings:
-    return Settings(ca_file=str(notary_server.ca_file), verify_timeout=8.0, remote_timeout=5.0)
+SETTINGS = {"verify_timeout": 8.0, "remote_timeout": 5.0}
 
 
 def policy_for(image, notary_server, **kwargs):
@@ -156,15 +152,6 @@ async def test_several_images_in_one_pod_are_each_verified(
 
 
 # --- signer pinning -------------------------------------------------------------------
-
-
-@pytest.fixture
-def alice_signed(image_factory, notary_signer):
-    """Tag v1 signed by the delegation targets/alice (and nothing else)."""
-    image = image_factory("v1")
-    key = make_delegation_key("alice")
-    notary_signer.sign(image.name, image.tag, image.size, image.hex, key=key, role="targets/alice")
-    return image, key
 
 
 @pytest.mark.parametrize("form", ["certificate", "public key"])

@@ -10,16 +10,14 @@ import pytest
 
 from portieris_webhook.config.settings import Settings
 
-from tests.builders import memory_state
+from tests.builders import decide, memory_state
 from tests.fixtures.notary import make_delegation_key
-from tests.fixtures.trust_helpers import decide, enforcer, trust_policy
+from tests.fixtures.trust_helpers import enforcer, trust_policy
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def settings(notary_server) -> Settings:
-    return Settings(ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0)
+SETTINGS = {"trust_refresh_interval": 0.0}
 
 
 def b64_sha256(hex_digest: str) -> bytes:

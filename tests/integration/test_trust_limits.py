@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from portieris_webhook.config.settings import Settings
 from portieris_webhook.trust.updater import ReadLimits
 
-from tests.builders import memory_state
-from tests.fixtures.trust_helpers import (
-    ENDLESS_BYTES,
-    decide,
-    enforcer,
-    trust_policy,
-)
+from tests.builders import decide, memory_state
+from tests.fixtures.trust_helpers import ENDLESS_BYTES, enforcer, trust_policy
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +22,7 @@ MiB = 1024 * 1024
 SOCKET_BUFFERS = 8 * MiB
 
 
-@pytest.fixture
-def settings(notary_server) -> Settings:
-    return Settings(
-        ca_file=str(notary_server.ca_file), trust_refresh_interval=0.0, trust_failure_ttl=0.0
-    )
+SETTINGS = {"trust_refresh_interval": 0.0, "trust_failure_ttl": 0.0}
 
 
 @pytest.mark.parametrize("role", ["root", "timestamp", "snapshot", "targets", "targets/releases"])

@@ -15,8 +15,8 @@ import pytest
 from portieris_webhook.config.settings import Settings
 from portieris_webhook.trust.keys import parse_key
 
-from tests.builders import memory_state
-from tests.fixtures.trust_helpers import decide, enforcer, trust_policy
+from tests.builders import decide, memory_state
+from tests.fixtures.trust_helpers import enforcer, trust_policy
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ from portieris_webhook.decide.enforcer import Enforcer
 from portieris_webhook.trust.state_store import TrustStateStore
 from portieris_webhook.wiring import enforcer_for
 
-from tests.builders import memory_state
+from tests.builders import decide, memory_state
 from tests.fixtures.notary import NotarySigner
-from tests.fixtures.trust_helpers import decide, trust_policy
+from tests.fixtures.trust_helpers import trust_policy
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,8 @@ import pytest
 
 from portieris_webhook.kits.bounded import BoundedDict, GenerationMemo
 
+from tests.builders import ManualClock
+
 
 def test_keeps_at_most_max_entries_and_returns_what_it_dropped() -> None:
     cache: BoundedDict[int, str] = BoundedDict(3)
@@ -37,16 +39,8 @@ def test_pop_forgets_a_key_and_returns_its_value() -> None:
     assert len(cache) == 0 and cache.get("a") is None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_entry_older_than_max_age_is_never_returned_and_is_dropped() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     cache: BoundedDict[str, int] = BoundedDict(10, max_age=30.0, clock=clock)
     cache.put("a", 1)
     clock.now = 29.9
@@ -56,7 +50,7 @@ def test_an_entry_older_than_max_age_is_never_returned_and_is_dropped() -> None:
 
 
 def test_expired_entries_are_swept_when_others_are_stored() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     cache: BoundedDict[str, int] = BoundedDict(10, max_age=30.0, clock=clock)
     cache.put("old", 1)
     clock.now = 31.0
@@ -116,7 +110,7 @@ def test_max_bytes_needs_a_size_function() -> None:
 
 
 def test_age_is_the_time_since_an_entry_was_stored() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     cache: BoundedDict[str, int] = BoundedDict(10, clock=clock)
     assert cache.age("a") is None
     cache.put("a", 1)
@@ -142,7 +136,7 @@ def test_a_value_derived_at_an_older_generation_is_not_answered_at_the_newer_one
 
 
 def test_a_generation_memo_is_bounded_in_entries_and_age() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     memo: GenerationMemo[int, int] = GenerationMemo(2, max_age=10.0, clock=clock)
     for key in range(3):
         memo.put(key, key, generation=1)

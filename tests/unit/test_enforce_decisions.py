@@ -28,6 +28,7 @@ from portieris_webhook.verify.contract import (
 )
 
 from tests.builders import (
+    ManualClock,
     cluster_policy,
     image_policy,
     memory_state,
@@ -79,20 +80,12 @@ class ReadingVerifier(Verifier):
         return verdict.valid_until is None or self.now < verdict.valid_until
 
 
-class Monotonic:
-    def __init__(self) -> None:
-        self.seconds = 100.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 def make(
     state: MemoryState, settings: Settings | None = None, **kwargs: Any
-) -> tuple[Enforcer, ReadingVerifier, Monotonic]:
+) -> tuple[Enforcer, ReadingVerifier, ManualClock]:
     settings = settings or Settings()
     verifier = ReadingVerifier(VerifierContext(settings, state, HttpClient(None)), **kwargs)
-    clock = Monotonic()
+    clock = ManualClock(100.0)
     decisions = DecisionCache(settings.decision_cache_max_entries, monotonic=clock)
     return Enforcer(state, {"trust": verifier}, settings, decisions), verifier, clock
 
@@ -225,10 +218,10 @@ async def test_a_check_whose_secret_changed_while_it_ran_is_not_kept():
 async def test_a_check_is_reused_for_at_most_the_verifier_max_age():
     enforcer, verifier, clock = make(state_with())
     await decide(enforcer)
-    clock.seconds += 29.9
+    clock.now += 29.9
     await decide(enforcer)
     assert verifier.checks == 1
-    clock.seconds += 0.1
+    clock.now += 0.1
     await decide(enforcer)
     assert verifier.checks == 2
 
@@ -237,10 +230,10 @@ async def test_a_check_made_of_remembered_answers_is_reused_only_for_what_is_lef
     enforcer, verifier, clock = make(state_with())
     verifier.age = 20.0  # the verifier's answers were already 20 s old, of its 30 s
     await decide(enforcer)
-    clock.seconds += 9.9
+    clock.now += 9.9
     await decide(enforcer)
     assert verifier.checks == 1
-    clock.seconds += 0.2
+    clock.now += 0.2
     await decide(enforcer)
     assert verifier.checks == 2
 
@@ -428,7 +421,7 @@ async def test_a_remembered_pod_answer_is_dropped_when_one_of_its_checks_expires
     verifier.now += datetime.timedelta(days=1)  # the trust data both relied on expired
     await decide_pod(enforcer, *images)
     assert verifier.checks == 4
-    clock.seconds += 31  # past the verifier's max_age
+    clock.now += 31  # past the verifier's max_age
     await decide_pod(enforcer, *images)
     assert verifier.checks == 6
 

@@ -24,15 +24,7 @@ from portieris_webhook.remote.shared_answers import (
     SharedAnswers,
 )
 
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.builders import ManualClock
 
 
 class Loader:
@@ -59,12 +51,12 @@ class Big:
 
 
 def answers(
-    clock: Clock | None = None, fresh_for: float = 30.0, **limits: float
+    clock: ManualClock | None = None, fresh_for: float = 30.0, **limits: float
 ) -> SharedAnswers[str, object]:
     return SharedAnswers(
         FreshnessLimits(fresh_for, **limits),  # type: ignore[arg-type]
         size=lambda v: len(v) if isinstance(v, bytes) else 1,
-        monotonic=clock or Clock(),
+        monotonic=clock or ManualClock(),
     )
 
 
@@ -72,7 +64,7 @@ def answers(
 
 
 async def test_an_answer_is_reused_within_the_window_and_loaded_again_after_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = answers(clock, fresh_for=30.0)
     load = Loader()
 
@@ -180,7 +172,7 @@ async def test_closing_cancels_loads_in_flight() -> None:
 
 
 async def test_a_failure_is_remembered_briefly_then_asked_again() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = answers(clock, failure_ttl=5.0)
     load = Loader(error=RemoteError("store.example: answered HTTP 500"))
 
@@ -294,7 +286,7 @@ def test_credential_identity_tells_credentials_apart_without_holding_the_passwor
 
 
 async def test_a_brief_answer_is_kept_only_as_long_as_a_failure() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache: SharedAnswers[str, object] = SharedAnswers(
         FreshnessLimits(30.0, failure_ttl=5.0), brief=lambda v: v == (), monotonic=clock
     )
@@ -314,7 +306,7 @@ async def test_a_brief_answer_is_kept_only_as_long_as_a_failure() -> None:
 
 async def test_a_brief_answer_is_not_kept_when_failures_are_not() -> None:
     cache: SharedAnswers[str, object] = SharedAnswers(
-        FreshnessLimits(30.0, failure_ttl=0.0), brief=lambda v: v == (), monotonic=Clock()
+        FreshnessLimits(30.0, failure_ttl=0.0), brief=lambda v: v == (), monotonic=ManualClock()
     )
     empty = Loader(value=())
 
@@ -324,7 +316,7 @@ async def test_a_brief_answer_is_not_kept_when_failures_are_not() -> None:
 
 
 async def test_the_age_of_an_answer_counts_from_its_load() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = answers(clock, fresh_for=30.0)
     load = Loader()
     assert cache.age("k") == 0.0

@@ -1,4 +1,4 @@
-"""The review's JSON reads and writes the same whichever codec is installed (msgspec or json).
+"""The review's JSON reads and writes as the standard library's json does.
 
 msgspec is the fast path; every document it refuses goes to the standard library, whose
 verdict and message stand. These cases are where the two codecs differ on their own.
@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import pytest
 
 from portieris_webhook.admission import review as review_module
@@ -48,8 +49,19 @@ REFUSED = [
 ]
 
 
+class Refusing:
+    """Stands in for msgspec's decoder and encoder, refusing every document: the standard
+    library then reads and writes alone."""
+
+    def decode(self, data: bytes) -> Any:
+        raise msgspec.DecodeError("refused")
+
+    def encode(self, document: Any) -> bytes:
+        raise msgspec.EncodeError("refused")
+
+
 def standard(data: bytes) -> Any:
-    """What the standard library alone makes of `data` (the webhook without msgspec)."""
+    """What the standard library alone makes of `data` (what msgspec refuses goes there)."""
     return json.loads(data.decode("utf-8"))
 
 
@@ -72,17 +84,17 @@ def test_a_document_json_refuses_is_refused_with_the_standard_librarys_message(
 ) -> None:
     with pytest.raises(InvalidAdmissionReview) as fast:
         load_json(data)
-    monkeypatch.setattr(review_module, "_DECODER", None)
+    monkeypatch.setattr(review_module, "_DECODER", Refusing())
     with pytest.raises(InvalidAdmissionReview) as plain:
         load_json(data)
     assert str(fast.value) == str(plain.value)
 
 
 @pytest.mark.parametrize("data", DOCUMENTS, ids=repr)
-def test_without_msgspec_the_standard_library_reads(
+def test_what_msgspec_refuses_the_standard_library_reads(
     data: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(review_module, "_DECODER", None)
+    monkeypatch.setattr(review_module, "_DECODER", Refusing())
     assert same(load_json(data), standard(data))
 
 
@@ -102,10 +114,10 @@ def test_an_answer_is_written_as_json_that_reads_back_the_same(document: dict[st
 
 
 @pytest.mark.parametrize("document", answers(), ids=lambda d: str(d)[:30])
-def test_without_msgspec_an_answer_is_what_the_standard_library_writes(
+def test_what_msgspec_refuses_to_write_the_standard_library_writes(
     document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(review_module, "msgspec", None)
+    monkeypatch.setattr(review_module, "_ENCODER", Refusing())
     assert dump_json(document) == json.dumps(document).encode()
 
 

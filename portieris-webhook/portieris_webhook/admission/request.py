@@ -16,6 +16,18 @@ CHECKED_OPERATIONS = ("CREATE", "UPDATE")
 """The operations whose object portieris checks; the others are allowed unchecked."""
 
 
+def request_namespace(own: str | None, of_object: Any) -> str:
+    """A request's namespace: its own, else its object's, else "default" (where the API server
+    puts an object created without one)."""
+    return own or str(of_object or "") or "default"
+
+
+def request_name(own: str | None, name: Any, generate_name: Any) -> str:
+    """A request's name: its own, else its object's, else the object's generateName prefix
+    (the API server names it after admission), else ""."""
+    return own or str(name or generate_name or "")
+
+
 class AdmissionRequest(NamedTuple):
     """What a decision needs of an AdmissionReview's request (a NamedTuple: one is made
     for every admission, and it is built several times faster than a frozen dataclass)."""

@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
+
+from portieris_webhook.admission import typed
 from portieris_webhook.admission.owners import OwnerRef
 from portieris_webhook.admission.request import (
     API_VERSION,
@@ -15,17 +18,11 @@ from portieris_webhook.admission.request import (
     KIND,
     OPERATIONS,
     AdmissionRequest,
+    request_name,
+    request_namespace,
 )
 from portieris_webhook.errors import InvalidAdmissionReview
 from portieris_webhook.kits.nesting import check_depth
-
-try:  # a faster JSON codec, when installed; the standard library otherwise
-    import msgspec
-
-    from portieris_webhook.admission import typed
-except ImportError:  # pragma: no cover - msgspec is a dependency, but optional here
-    msgspec = None  # type: ignore[assignment]
-    typed = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -63,24 +60,24 @@ class AdmissionResponse(NamedTuple):
         return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 
 
-_DECODER = msgspec.json.Decoder() if msgspec is not None else None
+_DECODER = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
 
 
 def load_json(data: bytes | str, what: str = "request body") -> Any:
     """Decode JSON (UTF-8, as RFC 8259 requires) or raise InvalidAdmissionReview saying why not.
 
-    msgspec, when installed, decodes first: what it accepts it reads exactly as `json` does
-    (integers of any size stay integers). Whatever it refuses (`NaN`, a lone surrogate, an
-    integer over `json`'s digit limit, bad UTF-8) goes to `json`, whose verdict and message
-    stand, so the answer never depends on which codec is installed. Either way, a document
-    nested deeper than nesting.MAX_DEPTH is refused first.
+    msgspec decodes first: what it accepts it reads exactly as `json` does (integers of any
+    size stay integers). Whatever it refuses (`NaN`, a lone surrogate, an integer over
+    `json`'s digit limit, bad UTF-8) goes to `json`, whose verdict and message stand, so the
+    answer is always the standard library's. A document nested deeper than
+    nesting.MAX_DEPTH is refused first.
     """
     check_depth(data, what, InvalidAdmissionReview)
-    if _DECODER is not None:
-        try:
-            return _DECODER.decode(data)
-        except (msgspec.DecodeError, RecursionError):
-            pass
+    try:
+        return _DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        pass  # the standard library reads it, or says why not
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
@@ -98,13 +95,11 @@ def parse_review_body(body: bytes) -> AdmissionRequest:
 
 
 def dump_json(document: Any) -> bytes:
-    """`document` as UTF-8 JSON (msgspec when installed, else the standard library)."""
-    if msgspec is not None:
-        try:
-            return msgspec.json.encode(document)
-        except (msgspec.EncodeError, TypeError, ValueError):  # a lone surrogate: json escapes it
-            pass
-    return json.dumps(document).encode()
+    """`document` as UTF-8 JSON (msgspec; the standard library for what msgspec refuses)."""
+    try:
+        return _ENCODER.encode(document)
+    except (msgspec.EncodeError, TypeError, ValueError):  # a lone surrogate: json escapes it
+        return json.dumps(document).encode()
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -126,10 +121,10 @@ def _string(data: Mapping[str, Any], key: str, what: str, *, required: bool = Tr
 
 def parse_review(document: Any) -> AdmissionRequest:
     """Validate an AdmissionReview v1 document and extract what a decision needs."""
-    if typed is not None:
-        read = typed.read(document)
-        if read is not None:
-            return read
+    # `typed` is None only where tests/unit/test_typed_review.py reads field by field alone.
+    read = typed.read(document) if typed is not None else None
+    if read is not None:
+        return read
     review = _mapping(document, "AdmissionReview")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise InvalidAdmissionReview(
@@ -150,19 +145,15 @@ def parse_review(document: Any) -> AdmissionRequest:
     elif operation in CHECKED_OPERATIONS:
         raise InvalidAdmissionReview(f"request.object is required for {operation}")
     metadata = _mapping(obj.get("metadata") or {}, "request.object.metadata") if obj else {}
-    namespace = _string(request, "namespace", "request", required=False) or str(
-        metadata.get("namespace") or ""
-    )
-    name = _string(request, "name", "request", required=False) or str(
-        metadata.get("name") or metadata.get("generateName") or ""
-    )
+    namespace = _string(request, "namespace", "request", required=False)
+    name = _string(request, "name", "request", required=False)
     return AdmissionRequest(
         uid=uid,
         group=_string(gvk, "group", "request.kind", required=False),
         version=_string(gvk, "version", "request.kind"),
         kind=_string(gvk, "kind", "request.kind"),
-        namespace=namespace or "default",
-        name=name,
+        namespace=request_namespace(namespace, metadata.get("namespace")),
+        name=request_name(name, metadata.get("name"), metadata.get("generateName")),
         operation=operation,
         object=obj,
         owners=_owner_refs(metadata),

@@ -2,11 +2,13 @@
 
 A review from an API server that creates or updates a workload portieris checks has one
 shape; msgspec converts the decoded document into the structs below in compiled code, and
-`read` builds from them what review.parse_review and workloads.pod_spec would. Anything
-else (another operation or kind, a field of the wrong type, a required field missing, a
-container without an image) makes `read` return None, and the field-by-field reader
-decides, with its own messages: so the typed pass never changes an answer, it only skips
-work when there is nothing to say (tests/unit/test_typed_review.py checks both agree).
+`read` builds from them what review.parse_review and workloads.pod_spec would, with the
+same defaulting helpers (request_namespace, request_name, service_account, the JSON
+pointers of workloads.py). Anything else (another operation or kind, a field of the wrong
+type, a required field missing, a container without an image) makes `read` return None,
+and the field-by-field reader decides, with its own messages: so the typed pass never
+changes an answer, it only skips work when there is nothing to say
+(tests/unit/test_typed_review.py checks both agree).
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from portieris_webhook.admission.request import (
     CHECKED_OPERATIONS,
     KIND,
     AdmissionRequest,
+    request_name,
+    request_namespace,
 )
 from portieris_webhook.admission.workloads import (
     CONTAINER_FIELDS,
     PodImage,
     PodSpec,
     WorkloadKind,
+    container_image_pointer,
+    service_account,
+    volume_image_pointer,
     workload_kind,
 )
 from portieris_webhook.errors import UncheckableObject
@@ -160,8 +167,8 @@ def read(document: Any) -> AdmissionRequest | None:
         group=group,
         version=gvk.version,
         kind=gvk.kind,
-        namespace=request.namespace or metadata.namespace or "default",
-        name=request.name or metadata.name or metadata.generateName or "",
+        namespace=request_namespace(request.namespace, metadata.namespace),
+        name=request_name(request.name, metadata.name, metadata.generateName),
         operation=request.operation,
         object=document["request"]["object"],
         owners=owners,
@@ -182,23 +189,21 @@ def _owners(metadata: _Metadata) -> tuple[OwnerRef, ...] | None:
 
 def _pod_spec(obj: _Object, workload: WorkloadKind) -> PodSpec:
     spec = _at_path(obj, workload.pod_spec_path)
-    pointer = "/" + "/".join(workload.pod_spec_path)
+    pointer = workload.pod_spec_pointer
     images = []
     for field in CONTAINER_FIELDS:
         for index, container in enumerate(getattr(spec, field) or ()):
             if not container.image:
                 raise _Unread
-            images.append(PodImage(container.image, f"{pointer}/{field}/{index}/image"))
+            images.append(PodImage(container.image, container_image_pointer(pointer, field, index)))
     for index, volume in enumerate(spec.volumes or ()):
         if volume.image is None:
             continue
         if not volume.image.reference:
             raise _Unread
-        images.append(
-            PodImage(volume.image.reference, f"{pointer}/volumes/{index}/image/reference")
-        )
+        images.append(PodImage(volume.image.reference, volume_image_pointer(pointer, index)))
     secrets = tuple(ref.name for ref in spec.imagePullSecrets or () if ref.name)
-    account = spec.serviceAccountName or spec.serviceAccount or None
+    account = service_account(spec.serviceAccountName, spec.serviceAccount)
     return PodSpec(tuple(images), secrets, account)
 
 

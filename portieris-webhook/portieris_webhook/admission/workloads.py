@@ -16,6 +16,11 @@ class WorkloadKind:
     versions: tuple[str, ...]
     pod_spec_path: tuple[str, ...]
 
+    @property
+    def pod_spec_pointer(self) -> str:
+        """The JSON pointer of the pod spec (`/spec/template/spec`)."""
+        return "/" + "/".join(self.pod_spec_path)
+
 
 WORKLOAD_KINDS: tuple[WorkloadKind, ...] = (
     WorkloadKind("", "Pod", ("v1",), ("spec",)),
@@ -56,6 +61,22 @@ class PodSpec:
     service_account: str | None
 
 
+def container_image_pointer(spec_pointer: str, field: str, index: int) -> str:
+    """The JSON pointer of the image of container `index` of `field` in the pod spec."""
+    return f"{spec_pointer}/{field}/{index}/image"
+
+
+def volume_image_pointer(spec_pointer: str, index: int) -> str:
+    """The JSON pointer of the image reference of volume `index` in the pod spec."""
+    return f"{spec_pointer}/volumes/{index}/image/reference"
+
+
+def service_account(name: str | None, deprecated: str | None) -> str | None:
+    """The pod's service account: `serviceAccountName`, else the deprecated `serviceAccount`;
+    None when neither names one."""
+    return name or deprecated or None
+
+
 def workload_kind(group: str, version: str, kind: str) -> WorkloadKind:
     found = _BY_GROUP_KIND.get((group, kind))
     if found is not None and version in found.versions:
@@ -85,12 +106,14 @@ def pod_spec(obj: Mapping[str, Any], workload: WorkloadKind) -> PodSpec:
         node = node.get(step) if isinstance(node, Mapping) else None
         if node is None:
             raise InvalidAdmissionReview(f"{workload.kind} has no {path}")
-    reader = _SpecReader(f"{workload.kind}: {path}", "/" + "/".join(workload.pod_spec_path))
+    reader = _SpecReader(f"{workload.kind}: {path}", workload.pod_spec_pointer)
     spec = reader.mapping(node, "")
     images = [image for field in CONTAINER_FIELDS for image in reader.container_images(spec, field)]
     images.extend(reader.volume_images(spec))
-    account = reader.string(spec, "serviceAccountName") or reader.string(spec, "serviceAccount")
-    return PodSpec(tuple(images), reader.pull_secrets(spec), account or None)
+    account = service_account(
+        reader.string(spec, "serviceAccountName"), reader.string(spec, "serviceAccount")
+    )
+    return PodSpec(tuple(images), reader.pull_secrets(spec), account)
 
 
 def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
@@ -146,8 +169,7 @@ class _SpecReader:
             image = self.string(container, "image", where)
             if not image:
                 raise UncheckableObject(f"{self.where}.{where} ({name}) has no image")
-            pointer = f"{self.pointer}/{field}/{index}/image"
-            found.append(PodImage(image, pointer))
+            found.append(PodImage(image, container_image_pointer(self.pointer, field, index)))
         return found
 
     def volume_images(self, spec: Mapping[str, Any]) -> list[PodImage]:
@@ -165,8 +187,7 @@ class _SpecReader:
                 raise UncheckableObject(
                     f"{self.where}.{where} ({name}) is an image volume with no reference"
                 )
-            pointer = f"{self.pointer}/volumes/{index}/image/reference"
-            found.append(PodImage(reference, pointer))
+            found.append(PodImage(reference, volume_image_pointer(self.pointer, index)))
         return found
 
     def pull_secrets(self, spec: Mapping[str, Any]) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ from portieris_webhook.verify.contract import ImageCheck, Verdict, Verifier, Ver
 from tests.builders import memory_state
 from tests.fixtures.simple_helpers import (
     NAMESPACE,
-    cluster_policy,
     decide_image,
+    policy_under_test,
     secret,
     signed_by,
 )
@@ -31,7 +31,7 @@ IMAGE = "registry.invalid/team/app:v1"
 
 
 async def run_simple(policy: dict[str, Any], *objects: dict[str, Any]) -> Verdict:
-    state = memory_state(cluster_policy(policy), *objects)
+    state = memory_state(policy_under_test(policy), *objects)
     settings = Settings()
     http = HttpClient(None)
     verifier = SimpleVerifier(VerifierContext(settings, state, http))
@@ -117,7 +117,7 @@ async def decide(image: str, trust: str | None, simple: str | None, mutate: bool
         "simple": {"requirements": [signed_by("keys")]},
         "mutateImage": mutate,
     }
-    state = memory_state(cluster_policy(policy))
+    state = memory_state(policy_under_test(policy))
     verifiers = {"trust": FixedVerifier("trust", trust), "simple": FixedVerifier("simple", simple)}
     return await decide_image(Enforcer(state, verifiers, Settings()), image)
 

@@ -21,20 +21,11 @@ from portieris_webhook.trust.errors import TrustError
 from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
 
+from tests.builders import ManualClock
 from tests.unit.trust.conftest import load_files
 from tests.unit.trust.simulator import NOW, RepositorySimulator
 
 SERVER = "https://notary.example.com"
-
-
-class Monotonic:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -42,8 +33,10 @@ def data(repo: RepositorySimulator) -> TrustData:
     return load_files(repo.publish())
 
 
-def cache_with(monotonic: Monotonic | None = None, **limits: float) -> TrustCache:
-    return TrustCache(30.0, lambda: NOW, CacheLimits(**limits), monotonic=monotonic or Monotonic())
+def cache_with(monotonic: ManualClock | None = None, **limits: float) -> TrustCache:
+    return TrustCache(
+        30.0, lambda: NOW, CacheLimits(**limits), monotonic=monotonic or ManualClock()
+    )
 
 
 def returning(data: TrustData):
@@ -114,7 +107,7 @@ async def test_the_metadata_kept_stays_within_the_byte_bound(data):
 
 
 async def test_a_repository_unused_for_longer_than_the_max_age_is_forgotten(data):
-    clock = Monotonic()
+    clock = ManualClock()
     cache = cache_with(clock, max_age=3600.0)
     await cache.get(SERVER, gun(1), returning(data), 5.0)
     clock.now += 1800.0
@@ -158,7 +151,7 @@ async def test_a_failure_keeps_neither_the_exception_nor_its_frames():
 
 
 async def test_a_failure_is_answered_from_memory_until_it_expires():
-    clock = Monotonic()
+    clock = ManualClock()
     cache = cache_with(clock, failure_ttl=5.0)
     failing = Failing(RemoteError("notary.example.com: no answer within 5s"))
 
