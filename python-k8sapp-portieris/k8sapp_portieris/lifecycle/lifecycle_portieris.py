@@ -114,18 +114,24 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
         problems = checks.user_override_problems(user)
         if problems:
             raise _refused(problems)
+        system = self._system_overrides(app_op, app, update=False)
+        problems = checks.disruption_problems(checks.merge_values(system, user))
+        problems.extend(self._chart_problems(app_op, app, system, user))
+        if problems:
+            raise _refused(problems)
+
+    @staticmethod
+    def _system_overrides(app_op: Any, app: Any, update: bool) -> dict[str, Any]:
+        """The plugin's system overrides, or the refusal that says why there are none."""
         try:
-            system = app_op._helm.get_helm_chart_overrides(
+            system: dict[str, Any] = app_op._helm.get_helm_chart_overrides(
                 constants.HELM_CHART_PORTIERIS,
                 cnamespace=constants.HELM_NS_PORTIERIS,
                 app_name=app.name,
             )
         except exception.SysinvException as exc:
-            raise _refused([str(exc)]) from exc
-        problems = checks.disruption_problems(checks.merge_values(system, user))
-        problems.extend(self._chart_problems(app_op, app, system, user))
-        if problems:
-            raise _refused(problems)
+            raise _refused([str(exc)], update=update) from exc
+        return system
 
     def _chart_problems(
         self, app_op: Any, app: Any, system: Mapping[str, Any], user: Mapping[str, Any]
@@ -222,14 +228,7 @@ class PortierisAppLifecycleOperator(base.AppLifecycleOperator):  # type: ignore[
             raise _refused([str(exc)], update=True) from exc
         problems = checks.upstream_override_problems(user) + checks.user_override_problems(user)
         if not problems and user:
-            try:
-                system = app_op._helm.get_helm_chart_overrides(
-                    constants.HELM_CHART_PORTIERIS,
-                    cnamespace=constants.HELM_NS_PORTIERIS,
-                    app_name=app.name,
-                )
-            except exception.SysinvException as exc:
-                raise _refused([str(exc)], update=True) from exc
+            system = self._system_overrides(app_op, app, update=True)
             problems = self._chart_problems(app_op, app, system, user)
         if problems:
             raise _refused(problems, update=True)
