@@ -31,6 +31,12 @@ from k8sapp_portieris.lifecycle import chart_render
 
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane, binaries
 from tests.fixtures.pki import TestCA
+from tests.fixtures.stx_objects import (
+    establish_cert_manager_crds,
+    platform_ca_issuer,
+    platform_ca_secret,
+    registry_secret,
+)
 
 CHART_DIR = REPO_ROOT / "helm-charts" / "portieris"
 APP_VERSION = "25.09-0"
@@ -38,8 +44,6 @@ NS = "portieris"
 
 # Stand-ins for cert-manager's CRDs: only the kinds exist (no cert-manager controller runs), so
 # the chart's Certificate/Issuer objects are accepted and a ClusterIssuer can be created.
-CERT_MANAGER_KINDS = [("Certificate", "Namespaced"), ("Issuer", "Namespaced")]
-CERT_MANAGER_KINDS += [("ClusterIssuer", "Cluster")]
 
 # Platform applications of the example platform: (name, platform managed, namespaces).
 PLATFORM_APPS = [
@@ -51,40 +55,10 @@ PLATFORM_APPS = [
 ]
 
 
-def stand_in_crd(kind: str, scope: str) -> dict[str, Any]:
-    plural = kind.lower() + "s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.cert-manager.io"},
-        "spec": {
-            "group": "cert-manager.io",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "scope": scope,
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def start_cluster() -> Iterator[ControlPlane]:
     """A kube-apiserver with the chart's CRDs and stand-ins for cert-manager's."""
     with ControlPlane(extra_apiserver_args=["--enable-aggregator-routing=true"]) as plane:
-        crds = [stand_in_crd(kind, scope) for kind, scope in CERT_MANAGER_KINDS]
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crds), check=True)
-        names = [f"crd/{c['metadata']['name']}" for c in crds]
-        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names, check=True)
+        establish_cert_manager_crds(plane)
         yield plane
 
 
@@ -115,28 +89,9 @@ class Platform:
 
     def create_platform_ca(self, ca: TestCA, *, issuer: bool) -> None:
         """Bootstrap's Secret cert-manager/system-local-ca and, optionally, its ClusterIssuer."""
-        data = base64.b64encode(ca.cert_pem).decode()
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": "system-local-ca", "namespace": "cert-manager"},
-            "data": {
-                "ca.crt": data,
-                "tls.crt": data,
-                "tls.key": base64.b64encode(ca.key_pem).decode(),
-            },
-        }
-        self.kubectl_apply(secret)
+        self.kubectl_apply(platform_ca_secret(ca))
         if issuer:
-            self.kubectl_apply(
-                {
-                    "apiVersion": "cert-manager.io/v1",
-                    "kind": "ClusterIssuer",
-                    "metadata": {"name": "system-local-ca"},
-                    "spec": {"ca": {"secretName": "system-local-ca"}},
-                }
-            )
+            self.kubectl_apply(platform_ca_issuer())
 
     def add_application(self, name: str, managed: bool, namespaces: list[str]) -> None:
         row = self.dbapi.kube_app_create(
@@ -264,20 +219,8 @@ def make_platform(
     (Path(application.inst_charts_dir) / chart_archive.name).write_bytes(chart_archive.read_bytes())
     # Cluster-wide leftovers of an earlier platform on the same cluster.
     plane.kubectl("delete", "clusterissuer", "system-local-ca", "--ignore-not-found")
-    registry_auth = base64.b64encode(b"admin:registry-password").decode()
-    docker_config = {"auths": {"registry.local:9001": {"auth": registry_auth}}}
     platform = Platform(plane=plane, root=root, dbapi=dbapi, app=app)
-    platform.kubectl_apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": "default-registry-key", "namespace": "kube-system"},
-            "data": {
-                ".dockerconfigjson": base64.b64encode(json.dumps(docker_config).encode()).decode()
-            },
-        }
-    )
+    platform.kubectl_apply(registry_secret())
     return platform
 
 

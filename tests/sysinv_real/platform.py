@@ -19,7 +19,6 @@ script that copies a chart into the platform's helm repository: a three-line sta
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -48,6 +47,12 @@ from sysinv.tests.helm import base as helm_base
 
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane, binaries
 from tests.fixtures.pki import TestCA
+from tests.fixtures.stx_objects import (
+    establish_cert_manager_crds,
+    platform_ca_issuer,
+    platform_ca_secret,
+    registry_secret,
+)
 from tests.sysinv_real import boundary
 
 APP = "portieris"
@@ -60,8 +65,6 @@ BACKUP_SECRET = "portieris-webhook-configuration-backup"
 
 # Stand-ins for cert-manager's CRDs: the plugin asks whether the Certificate CRD and the
 # ClusterIssuer system-local-ca exist; no cert-manager controller runs.
-CERT_MANAGER_KINDS = (("Certificate", "Namespaced"), ("Issuer", "Namespaced"))
-CERT_MANAGER_KINDS += (("ClusterIssuer", "Cluster"),)
 
 
 HELM_UPLOAD = """#!/bin/sh
@@ -98,33 +101,6 @@ def app_tarball() -> Path:
 # --------------------------------------------------------------------------- the cluster
 
 
-def stand_in_crd(kind: str, scope: str) -> dict[str, Any]:
-    plural = kind.lower() + "s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.cert-manager.io"},
-        "spec": {
-            "group": "cert-manager.io",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "scope": scope,
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects), check=True)
 
@@ -137,33 +113,12 @@ def get(plane: ControlPlane, *args: str) -> dict[str, Any]:
 
 def bootstrap_cluster(plane: ControlPlane, platform_ca: TestCA) -> None:
     """What the bootstrap playbook leaves in the cluster for the platform's applications."""
-    crds = [stand_in_crd(kind, scope) for kind, scope in CERT_MANAGER_KINDS]
-    apply(plane, *crds)
-    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names, check=True)
-    ca = base64.b64encode(platform_ca.cert_pem).decode()
-    registry_auth = base64.b64encode(b"admin:registry-password").decode()
-    docker_config = {"auths": {sysinv_constants.DOCKER_REGISTRY_SERVER: {"auth": registry_auth}}}
+    establish_cert_manager_crds(plane)
     apply(
         plane,
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cert-manager"}},
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": "system-local-ca", "namespace": "cert-manager"},
-            "data": {
-                "ca.crt": ca,
-                "tls.crt": ca,
-                "tls.key": base64.b64encode(platform_ca.key_pem).decode(),
-            },
-        },
-        {
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "ClusterIssuer",
-            "metadata": {"name": "system-local-ca"},
-            "spec": {"ca": {"secretName": "system-local-ca"}},
-        },
+        platform_ca_secret(platform_ca),
+        platform_ca_issuer(),
         {
             # kubeadm's record of the cluster, which sysinv reads the Kubernetes version from.
             "apiVersion": "v1",
@@ -175,15 +130,7 @@ def bootstrap_cluster(plane: ControlPlane, platform_ca: TestCA) -> None:
                 f"kubernetesVersion: {plane.get_json('/version')['gitVersion']}\n"
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": "default-registry-key", "namespace": "kube-system"},
-            "data": {
-                ".dockerconfigjson": base64.b64encode(json.dumps(docker_config).encode()).decode()
-            },
-        },
+        registry_secret(sysinv_constants.DOCKER_REGISTRY_SERVER),
     )
 
 
