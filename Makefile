@@ -11,7 +11,7 @@ VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane crds stx-app debs image sysinv-real clean
+.PHONY: demo cluster-demo test lint unit integration e2e app bench system-deps controlplane sigstore-tools crds stx-app debs image sysinv-real clean
 
 $(STAMP): portieris-webhook/pyproject.toml python-k8sapp-portieris/setup.cfg
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ system-deps:
 
 controlplane: system-deps
 	bash scripts/build-controlplane.sh
+
+# The real sigstore tools the cosign tests use as oracles (cosign, policy-controller's tester,
+# the timestamp authority, a registry serving the OCI referrers API): built once, cached.
+sigstore-tools:
+	bash scripts/build-sigstore-tools.sh
 
 # The webhook image as an OCI archive in dist/, built from Debian packages and the package's
 # wheels without any registry (cached in ~/.cache/portieris/image; prints its size).
@@ -82,7 +87,7 @@ sysinv-real: stx-app controlplane
 	done; \
 	if [ -n "$$failed" ]; then echo "sysinv-real: failed on Python$$failed"; exit 1; fi
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) system-deps sigstore-tools
 	$(VENV)/bin/python scripts/demo.py
 
 # The same on a single-node cluster (needs root): kubectl shows real pods running the pinned
@@ -99,7 +104,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: $(STAMP) system-deps controlplane crds stx-app debs image lint sysinv-real
+integration: $(STAMP) system-deps sigstore-tools
+	$(VENV)/bin/pytest -q -ra tests/integration
+
+test: $(STAMP) system-deps controlplane sigstore-tools crds stx-app debs image lint sysinv-real
 	$(VENV)/bin/pytest -q -ra tests
 
 bench: $(STAMP) system-deps

@@ -1,8 +1,10 @@
 """`make demo`: the webhook verifying real signatures, on this machine, in well under a minute.
 
 Starts what the tests start (tests/fixtures): a registry over TLS, a notary server, a
-lookaside signature store served over HTTP, a GnuPG key; pushes four tiny images and signs
-them as publishers do (the notary CLI, skopeo --sign-by); writes policies for them; runs
+lookaside signature store served over HTTP, a GnuPG key; pushes tiny images and signs
+them as publishers do (the notary CLI, skopeo --sign-by, cosign with a key and keyless
+with a certificate of the demo's own Fulcio-shaped CA and an entry of its Rekor stand-in,
+since neither public service is reachable here); writes policies for them; runs
 `portieris-webhook serve --manifests` on those policies; sends it one AdmissionReview per
 image and prints what it answered; then keeps serving for curl until Ctrl-C.
 
@@ -31,13 +33,52 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from tests.fixtures.cosign import Cosign, sigstore_tools  # noqa: E402
 from tests.fixtures.gpg import GpgHome, LookasideStore, SimpleSigner  # noqa: E402
 from tests.fixtures.notary import NotaryServer, NotarySigner  # noqa: E402
 from tests.fixtures.pki import TestCA  # noqa: E402
 from tests.fixtures.procs import ManagedProcess  # noqa: E402
 from tests.fixtures.registry import PushedImage, Registry  # noqa: E402
+from tests.fixtures.sigstore_pki import (  # noqa: E402
+    FulcioCA,
+    TransparencyLog,
+    keyed_signer,
+    keyless_signer,
+    sign,
+)
 
 DEMO_DIR = ROOT / ".demo"
+RELEASE_IDENTITY = "release@example.com"
+OIDC_ISSUER = "https://oidc.example.com"
+
+
+class CosignTrust:
+    """What the demo's cosign policy trusts: a key, a certificate authority, a log key."""
+
+    def __init__(self, public_key: bytes, fulcio: FulcioCA, log: TransparencyLog) -> None:
+        self.public_key, self.fulcio, self.log = public_key, fulcio, log
+
+    def policy(self) -> dict[str, Any]:
+        """Signed with the release key, or keyless by the release identity (logged)."""
+        return {
+            "sigstore": {
+                "authorities": [
+                    {
+                        "name": "release-key",
+                        "key": {"data": self.public_key.decode()},
+                        "ctlog": {"enabled": False},
+                    },
+                    {
+                        "name": "release-keyless",
+                        "keyless": {
+                            "ca-cert": {"data": self.fulcio.chain_pem.decode()},
+                            "identities": [{"issuer": OIDC_ISSUER, "subject": RELEASE_IDENTITY}],
+                        },
+                        "ctlog": {"publicKey": {"data": self.log.public_key_pem.decode()}},
+                    },
+                ]
+            }
+        }
 
 
 def shown(path: Path) -> Path:
@@ -55,9 +96,10 @@ def write_manifests(
     notary: NotaryServer,
     store: LookasideStore,
     key: str,
+    cosign: CosignTrust | None = None,
     namespace: str = "default",
 ) -> Path:
-    """An ImagePolicy for ``namespace``: notary trust, simple signing, nothing else."""
+    """An ImagePolicy for ``namespace``: notary trust, simple signing, cosign, nothing else."""
     policy = {
         "apiVersion": "portieris.cloud.ibm.com/v1",
         "kind": "ImagePolicy",
@@ -80,6 +122,9 @@ def write_manifests(
             ]
         },
     }
+    if cosign is not None:
+        rule = {"name": f"{host}/demo/cosign/*", "policy": cosign.policy()}
+        policy["spec"]["repositories"].append(rule)  # type: ignore[index]
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -166,6 +211,30 @@ def publish(
     return images, moved, key.public_armored
 
 
+def publish_cosign(
+    work: Path, ca_file: Path, push: Push
+) -> tuple[dict[str, PushedImage], CosignTrust]:
+    """Sign with the real cosign: with a key; keyless by the release identity; keyless by
+    someone else (the policy accepts only the release identity)."""
+    tools = sigstore_tools()
+    cosign = Cosign(tools.cosign, work / "cosign", ca_file)
+    images = {
+        "cosign-keyed": push("demo/cosign/keyed", "v1"),
+        "cosign-keyless": push("demo/cosign/keyless", "v1"),
+        "cosign-intruder": push("demo/cosign/intruder", "v1"),
+    }
+    pair = cosign.generate_key_pair(work / "cosign-key")
+    sign(cosign, images["cosign-keyed"].digest_ref, keyed_signer(pair))
+    fulcio, log = FulcioCA.create("portieris demo fulcio"), TransparencyLog()
+    for name, identity in (
+        ("cosign-keyless", RELEASE_IDENTITY),
+        ("cosign-intruder", "intruder@example.net"),
+    ):
+        signer = keyless_signer(cosign, fulcio.issue(identity, OIDC_ISSUER), work / name)
+        sign(cosign, images[name].digest_ref, signer, rekor=log)
+    return images, CosignTrust(pair.public_pem, fulcio, log)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8443")))
@@ -194,8 +263,10 @@ def main() -> int:
     try:
         say("pushing and signing the demo images ...")
         images, moved, public_key = publish(work, registry, notary, store, registry.push_image)
+        signed_by_cosign, cosign_trust = publish_cosign(work, ca_file, registry.push_image)
+        images.update(signed_by_cosign)
         manifests = work / "manifests"
-        write_manifests(manifests, registry.host, notary, store, public_key)
+        write_manifests(manifests, registry.host, notary, store, public_key, cosign_trust)
         reviews = work / "reviews"
         reviews.mkdir()
         for name, image in images.items():
@@ -233,9 +304,9 @@ def main() -> int:
         say(f"\nready in {time.monotonic() - began:.0f} s. Policies: {manifests}/demo.yaml")
         say(f"images in the registry at {registry.host}:")
         for name, image in images.items():
-            signed = "unsigned" if name == "unsigned" else "signed"
-            say(f"  {name:14} {image.ref}  {signed} {image.digest}")
-        say(f"  {'':14} the tag moved after signing: {moved.ref} is now {moved.digest}")
+            signed = {"unsigned": "unsigned", "cosign-intruder": "signed by someone else"}
+            say(f"  {name:15} {image.ref}  {signed.get(name, 'signed')} {image.digest}")
+        say(f"  {'':15} the tag moved after signing: {moved.ref} is now {moved.digest}")
         say("\nwhat the webhook answers for a Pod running each image:")
         for name in images:
             body = (reviews / f"{name}.json").read_bytes()
@@ -243,7 +314,7 @@ def main() -> int:
                 f"{url}/admit", data=body, headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, context=context, timeout=30) as resp:
-                say(f"  {name:14} {describe(json.loads(resp.read()))}")
+                say(f"  {name:15} {describe(json.loads(resp.read()))}")
         if args.no_serve:
             return 0
         say(
@@ -346,9 +417,9 @@ def cluster_main(args: argparse.Namespace) -> int:
         kubectl = f"{node.plane.bins.kubectl if node.plane.bins else 'kubectl'}"
         say(f"\nready in {time.monotonic() - began:.0f} s. Images in the registry:")
         for name, image in images.items():
-            signed = "unsigned" if name == "unsigned" else "signed"
-            say(f"  {name:14} {image.ref}  {signed} {image.digest}")
-        say(f"  {'':14} the tag moved after signing: {moved.ref} is now {moved.digest}")
+            signed = {"unsigned": "unsigned", "cosign-intruder": "signed by someone else"}
+            say(f"  {name:15} {image.ref}  {signed.get(name, 'signed')} {image.digest}")
+        say(f"  {'':15} the tag moved after signing: {moved.ref} is now {moved.digest}")
         say("\n$ kubectl apply -f <a Deployment of each image>")
         for name, image in images.items():
             result = node.plane.kubectl(

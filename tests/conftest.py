@@ -4,7 +4,7 @@ import asyncio
 
 import uvloop
 
-pytest_plugins = ["tests.fixtures.plugin"]
+pytest_plugins = ["tests.fixtures.plugin", "tests.fixtures.cosign", "tests.fixtures.sigstore_pki"]
 
 
 BOTH_LOOPS = ("test_connections.py", "test_server.py")

@@ -49,12 +49,16 @@ def decision(output: str, name: str) -> str:
 
 def pushed(output: str, name: str) -> tuple[str, str]:
     """(reference, digest) of an image the demo pushed."""
-    found = re.search(rf"^  {name} +(\S+) +(?:un)?signed (sha256:\w+)$", output, re.MULTILINE)
+    found = re.search(
+        rf"^  {name} +(\S+) +(?:un)?signed(?: by someone else)? (sha256:\w+)$", output, re.MULTILINE
+    )
     assert found, output
     return found.group(1), found.group(2)
 
 
-@pytest.mark.parametrize("name", ["notary-signed", "simple-signed"])
+@pytest.mark.parametrize(
+    "name", ["notary-signed", "simple-signed", "cosign-keyed", "cosign-keyless"]
+)
 def test_a_signed_image_is_allowed_pinned_to_its_digest(demo_output: str, name: str) -> None:
     ref, digest = pushed(demo_output, name)
     assert decision(demo_output, name) == f"ALLOWED pinned to {ref.rsplit(':', 1)[0]}@{digest}"
@@ -73,3 +77,11 @@ def test_a_tag_moved_after_signing_is_pinned_to_the_signed_digest(demo_output: s
     assert (
         decision(demo_output, "moved-tag") == f"ALLOWED pinned to {ref.rsplit(':', 1)[0]}@{signed}"
     )
+
+
+def test_a_cosign_signature_by_another_identity_is_denied_naming_it(demo_output: str) -> None:
+    ref, _ = pushed(demo_output, "cosign-intruder")
+    denied = decision(demo_output, "cosign-intruder")
+    assert denied.startswith("DENIED portieris denied Pod/cosign-intruder"), denied
+    assert f"image {ref}: sigstore: no authority is satisfied" in denied
+    assert "signed by intruder@example.net from issuer https://oidc.example.com" in denied

@@ -21,6 +21,9 @@ from typing import Any
 
 from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.patterns import Pattern, split_pattern
+from portieris_webhook.policy.reader import Fields, Reader
+from portieris_webhook.policy.sigstore_part import FIELDS as SIGSTORE_FIELDS
+from portieris_webhook.policy.sigstore_part import SigstorePolicy, parse_sigstore
 
 GROUP = "portieris.cloud.ibm.com"
 VERSION = "v1"
@@ -45,15 +48,6 @@ IDENTITY_TYPES = (
 )
 
 
-@dataclass(frozen=True)
-class Fields:
-    """The fields one level of a policy object may carry."""
-
-    known: frozenset[str]
-    unsupported: Mapping[str, str] = field(default_factory=dict)
-    """Fields IBM Portieris defines that this webhook refuses, with the reason."""
-
-
 VULNERABILITY_UNSUPPORTED = (
     "not implemented by this webhook (IBM Portieris' Vulnerability Advisor check for "
     "IBM Cloud Container Registry); remove it to enforce the rest of the policy"
@@ -65,7 +59,7 @@ FIELDS: Mapping[str, Fields] = {
     "spec": Fields(frozenset({"repositories"})),
     "repositories[]": Fields(frozenset({"name", "policy"})),
     "policy": Fields(
-        frozenset({"trust", "simple", "mutateImage"}),
+        frozenset({"trust", "simple", "sigstore", "mutateImage"}),
         {"vulnerability": VULNERABILITY_UNSUPPORTED},
     ),
     "trust": Fields(frozenset({"enabled", "trustServer", "signerSecrets"})),
@@ -77,6 +71,7 @@ FIELDS: Mapping[str, Fields] = {
     "signedIdentity": Fields(
         frozenset({"type", "dockerReference", "dockerRepository", "prefix", "signedPrefix"})
     ),
+    **SIGSTORE_FIELDS,
 }
 
 
@@ -121,6 +116,7 @@ class SimplePolicy:
 class Policy:
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     simple: SimplePolicy = field(default_factory=SimplePolicy)
+    sigstore: SigstorePolicy = field(default_factory=SigstorePolicy)
     mutate_image: bool = True
 
     @functools.cached_property
@@ -169,71 +165,6 @@ class InvalidPolicyRecord:
     error: str
 
 
-class _Reader:
-    """Typed access to one level of a policy object, raising InvalidPolicy that names the field.
-
-    `level` is the key of FIELDS that says which fields this level may carry; a
-    field it does not name is refused whatever its value, null included.
-    """
-
-    def __init__(self, where: str, path: str, level: str, data: Any) -> None:
-        if not isinstance(data, Mapping):
-            raise InvalidPolicy(f"{where}: {path} must be an object")
-        self.where, self.path, self.data = where, path, data
-        self._check_fields(FIELDS[level])
-
-    def _at(self, key: object) -> str:
-        return f"{self.path}.{key}" if self.path else str(key)
-
-    def _check_fields(self, fields: Fields) -> None:
-        problems = []
-        for key in self.data:
-            if key in fields.unsupported:
-                problems.append(f"{self._at(key)}: {fields.unsupported[key]}")
-            elif key not in fields.known:
-                known = ", ".join(sorted(fields.known))
-                problems.append(f"{self._at(key)}: unknown field (known fields: {known})")
-        if problems:
-            raise InvalidPolicy(f"{self.where}: " + "; ".join(problems))
-
-    def fail(self, key: str, what: str) -> InvalidPolicy:
-        return InvalidPolicy(f"{self.where}: {self._at(key)} {what}")
-
-    def child(self, key: str) -> _Reader:
-        """The object under `key` (unset or null: empty); its level in FIELDS is `key`."""
-        value = self.data.get(key)
-        return _Reader(self.where, self._at(key), key, {} if value is None else value)
-
-    def string(self, key: str, *, required: bool = False) -> str | None:
-        value = self.data.get(key)
-        if value is None or value == "":
-            if required:
-                raise self.fail(key, "is required")
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, not {type(value).__name__}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, not {value!r}")
-        return value
-
-    def items(self, key: str) -> list[_Reader]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(key, "must be a list")
-        return [
-            _Reader(self.where, f"{self._at(key)}[{i}]", f"{key}[]", item)
-            for i, item in enumerate(value)
-        ]
-
-
 def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
     """Turn one ImagePolicy/ClusterImagePolicy object into a PolicyObject."""
     if not isinstance(obj, Mapping):
@@ -253,7 +184,7 @@ def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
         raise InvalidPolicy(f"{where}: metadata.name is required")
     if kind == IMAGE_POLICY and not namespace:
         raise InvalidPolicy(f"{where}: metadata.namespace is required for an ImagePolicy")
-    spec = _Reader(where, "", "object", obj).child("spec")
+    spec = Reader(where, "", "object", obj, FIELDS).child("spec")
     rules = tuple(_parse_rule(item) for item in spec.items("repositories"))
     return PolicyObject(
         kind=kind,
@@ -263,7 +194,7 @@ def parse_policy_object(obj: Mapping[str, Any]) -> PolicyObject:
     )
 
 
-def _parse_rule(item: _Reader) -> RepositoryRule:
+def _parse_rule(item: Reader) -> RepositoryRule:
     pattern = item.string("name", required=True)
     assert pattern is not None
     try:
@@ -273,7 +204,7 @@ def _parse_rule(item: _Reader) -> RepositoryRule:
     return RepositoryRule(parts=parts, policy=parse_policy(item.child("policy")))
 
 
-def parse_policy(policy: _Reader) -> Policy:
+def parse_policy(policy: Reader) -> Policy:
     trust = policy.child("trust")
     signers = tuple(
         s
@@ -293,11 +224,12 @@ def parse_policy(policy: _Reader) -> Policy:
             store_url=simple.string("storeURL"),
             store_secret=simple.string("storeSecret"),
         ),
+        sigstore=parse_sigstore(policy.child("sigstore")),
         mutate_image=policy.boolean("mutateImage", True),
     )
 
 
-def _parse_requirement(item: _Reader) -> Requirement:
+def _parse_requirement(item: Reader) -> Requirement:
     kind = item.string("type", required=True)
     if kind not in REQUIREMENT_TYPES:
         raise item.fail("type", f"must be one of {', '.join(REQUIREMENT_TYPES)}, not {kind!r}")
@@ -312,7 +244,7 @@ def _parse_requirement(item: _Reader) -> Requirement:
     )
 
 
-def _parse_identity(item: _Reader) -> SignedIdentity:
+def _parse_identity(item: Reader) -> SignedIdentity:
     kind = item.string("type") or MATCH_REPO_DIGEST_OR_EXACT
     if kind not in IDENTITY_TYPES:
         raise item.fail("type", f"must be one of {', '.join(IDENTITY_TYPES)}, not {kind!r}")

@@ -111,7 +111,7 @@ class RegistryClient:
             budget=budget,
         )
         where = f"{image.repository}:{reference}" if not image.digest else image.normalised
-        _raise_for_status(response, where, credentials)
+        raise_for_status(response, where, credentials)
         media_type = _media_type(response)
         digest = digest_of_body(response.body, response.headers.get("Docker-Content-Digest"), where)
         if image.digest and not ResolvedManifest(digest, media_type, response.body).matches(
@@ -125,7 +125,7 @@ def _media_type(response: Response) -> str:
     return response.headers.get("Content-Type", "").split(";", 1)[0].strip()
 
 
-def _raise_for_status(
+def raise_for_status(
     response: Response, where: str, credentials: Sequence[RegistryCredential]
 ) -> None:
     if response.status == 200:

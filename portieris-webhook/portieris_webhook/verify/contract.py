@@ -40,13 +40,18 @@ def _simple_requirements(policy: Policy) -> bool:
     return bool(policy.simple.requirements)
 
 
+def _sigstore_authorities(policy: Policy) -> bool:
+    return bool(policy.sigstore.authorities)
+
+
 CONTRACT: Mapping[str, Callable[[Policy], bool]] = {
     "trust": _trust_enabled,
     "simple": _simple_requirements,
+    "sigstore": _sigstore_authorities,
 }
 """Verifier plugin (by entry-point name) -> whether a policy gives it something to check:
 `trust` checks Notary v1 trust (policy.trust.enabled), `simple` simple signing
-(policy.simple.requirements)."""
+(policy.simple.requirements), `sigstore` cosign signatures (policy.sigstore.authorities)."""
 
 
 def required_verifiers(policy: Policy) -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""Sigstore / cosign: signatures and attestations found by tag or referrer, verified offline."""
