@@ -110,11 +110,12 @@ integration: $(STAMP) system-deps sigstore-tools
 test: $(STAMP) system-deps controlplane sigstore-tools crds stx-app debs image lint sysinv-real
 	$(VENV)/bin/pytest -q -ra tests
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps sigstore-tools
 	$(VENV)/bin/python bench/bench_admission.py
 	$(VENV)/bin/python bench/bench_decide.py
 	$(VENV)/bin/python bench/bench_trust.py
 	$(VENV)/bin/python bench/bench_simple.py
+	$(VENV)/bin/python bench/bench_sigstore.py
 	$(VENV)/bin/python bench/bench_tenant.py
 	$(VENV)/bin/python bench/fuzz.py
 

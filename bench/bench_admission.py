@@ -3,8 +3,9 @@
 Run from the repository root: `.venv/bin/python bench/bench_admission.py [--duration S]`
 (`make bench` runs it). It starts what the tests start (tests/fixtures): a TLS registry,
 a notary server, a lookaside signature store and a GnuPG key; pushes tiny images and signs
-them as publishers do (the notary CLI, `skopeo --sign-by`); writes two policies (trust
-only; trust and simple signing) for `serve --manifests`, and runs, as separate processes:
+them as publishers do (the notary CLI, `skopeo --sign-by`, `cosign sign --key`); writes
+policies (trust only; trust and simple signing; cosign with a key) for `serve --manifests`,
+and runs, as separate processes:
 
   webhook   portieris-webhook serve (HTTPS, default options unless a row says otherwise)
   ceiling   bench/ceiling_webhook.py: plain aiohttp + json, same TLS settings, parses the
@@ -51,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from tests.fixtures.cosign import Cosign, sigstore_tools  # noqa: E402
 from tests.fixtures.gpg import GpgHome, LookasideStore, SimpleSigner  # noqa: E402
 from tests.fixtures.notary import NotaryServer, NotarySigner  # noqa: E402
 from tests.fixtures.pki import TestCA  # noqa: E402
@@ -235,11 +237,13 @@ class Images:
     """POD_IMAGES images, each in a repository of its own, signed with notary."""
     both: PushedImage
     """Signed with notary and with simple signing."""
+    cosign: PushedImage
+    """Signed with the real cosign and a key (tag schema)."""
 
 
 def publish(
     work: Path, registry: Registry, notary: NotaryServer, store: LookasideStore, gpg: GpgHome
-) -> tuple[Images, str]:
+) -> tuple[Images, str, str]:
     trust = [registry.push_image(f"bench/trust/app{n}", "v1") for n in range(POD_IMAGES)]
     both = registry.push_image("bench/both/app", "v1")
 
@@ -252,17 +256,23 @@ def publish(
         list(pool.map(sign, enumerate([*trust, both])))
     key = gpg.new_key("bench publisher")
     SimpleSigner(gpg, store, registry, work / "skopeo").sign(both, key.fingerprint)
-    return Images(trust, both), key.public_armored
+    cosigned = registry.push_image("bench/cosign/app", "v1")
+    cosign = Cosign(sigstore_tools().cosign, work / "cosign", registry.ca_file)
+    pair = cosign.generate_key_pair(work / "cosign-key")
+    cosign.sign(cosigned.digest_ref, pair.private_path)
+    return Images(trust, both, cosigned), key.public_armored, pair.public_pem.decode()
 
 
 def write_manifests(
-    directory: Path, host: str, notary: NotaryServer, store: LookasideStore, key: str
+    directory: Path, host: str, notary: NotaryServer, store: LookasideStore, key: str, cosign: str
 ) -> Path:
     trust = {"enabled": True, "trustServer": notary.url}
     simple = {
         "requirements": [{"type": "signedBy", "keySecret": "bench-signer"}],
         "storeURL": store.url,
     }
+    authority = {"name": "bench", "key": {"data": cosign}, "ctlog": {"enabled": False}}
+    sigstore = {"authorities": [authority]}
     policy = {
         "apiVersion": "portieris.cloud.ibm.com/v1",
         "kind": "ClusterImagePolicy",
@@ -271,6 +281,7 @@ def write_manifests(
             "repositories": [
                 {"name": f"{host}/bench/trust/*", "policy": {"trust": trust}},
                 {"name": f"{host}/bench/both/*", "policy": {"trust": trust, "simple": simple}},
+                {"name": f"{host}/bench/cosign/*", "policy": {"sigstore": sigstore}},
             ]
         },
     }
@@ -380,10 +391,12 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     with services(work, ca) as (registry, notary, store):
         gpg = GpgHome(work / "gpg")
         try:
-            images, key = publish(work, registry, notary, store, gpg)
+            images, key, cosign_key = publish(work, registry, notary, store, gpg)
         finally:
             gpg.close()
-        manifests = write_manifests(work / "manifests", registry.host, notary, store, key)
+        manifests = write_manifests(
+            work / "manifests", registry.host, notary, store, key, cosign_key
+        )
         bodies = work / "bodies"
         bodies.mkdir()
 
@@ -397,8 +410,9 @@ def bench(args: argparse.Namespace, work: Path) -> None:
             Scenario("warm 1-image trust", body("trust", refs[:1])),
             Scenario("warm 1-image trust+simple", body("both", [images.both.ref])),
             Scenario(f"warm {POD_IMAGES}-image pod (trust)", body("pod", refs)),
+            Scenario("warm 1-image sigstore (cosign key)", body("cosign", [images.cosign.ref])),
         ]
-        say(f"ready in {time.monotonic() - began:.0f} s; {POD_IMAGES + 1} images signed")
+        say(f"ready in {time.monotonic() - began:.0f} s; {POD_IMAGES + 2} images signed")
         measure(args, work, tls, manifests, scenarios, refs)
     say(f"\nbench_admission done in {time.monotonic() - began:.0f} s")
 
@@ -511,7 +525,7 @@ def targets(
     cold: dict[int, float],
     long_run: tuple[int, float, float],
 ) -> None:
-    one, both, pod = (s.name for s in scenarios)
+    one, both, pod, cosigned = (s.name for s in scenarios)
 
     def ratio(name: str) -> float:
         return results[f"{name}, caches on"].rate / ceilings[name].rate
@@ -543,6 +557,12 @@ def targets(
             ">= 0.50x ceiling",
             f"{ratio(pod):.2f}x {by_cpu(pod)}",
             ratio(pod) >= 0.5,
+        ),
+        (
+            "warm 1-image sigstore",
+            ">= 0.80x ceiling",
+            f"{ratio(cosigned):.2f}x {by_cpu(cosigned)}",
+            ratio(cosigned) >= 0.8,
         ),
         (
             f"cold {POD_IMAGES}-image / cold 1-image",

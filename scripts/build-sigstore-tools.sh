@@ -45,7 +45,7 @@ REGISTRY_VERSION="$GGCR_VERSION-$(sha256sum "$REGISTRY_SRC" | cut -c1-12)"
 # The timestamp authority is built with one file replaced (its metrics listener, fixed at
 # :2112 upstream, takes a free loopback port; see tsa_patched_modfile): the replacement's
 # hash is in its cache key.
-TSA_OVERLAY_SRC="$MODDIR/tsa-overlay/prometheus.go"
+TSA_OVERLAY_SRC="$MODDIR/testdata/tsa-prometheus.go"  # testdata/: no package of this module
 TSA_VERSION="$TSA_VERSION-$(sha256sum "$TSA_OVERLAY_SRC" | cut -c1-12)"
 
 NAMES=(referrers-registry timestamp-server cosign policy-tester)

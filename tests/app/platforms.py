@@ -15,17 +15,29 @@ from functools import cache
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fixtures.pki import TestCA
 
 REGISTRY_SECRET = "default-registry-key"
 PLATFORM_CA = "system-local-ca"
+SIGSTORE_TRUST_ROOTS = "portieris-sigstore-trust-roots"
 IMAGE = "registry.local:9001/docker.io/starlingx/stx-portieris-webhook"
 
 
 @cache
 def ca(name: str) -> TestCA:
     return TestCA.create(name)
+
+
+@cache
+def public_key(name: str) -> str:
+    """A Sigstore public key (a cosign key, a Rekor log's key) known by name."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,10 @@ class Platform:
     user_overrides: dict[str, Any] = field(default_factory=dict)
     user_cas: tuple[str, ...] = ()
     """CA names the operator gives in TrustedCACert (base64 of PEM, the upstream form)."""
+    sigstore_trust_roots: tuple[str, ...] = ()
+    """Entries of the operator's Secret kube-system/portieris-sigstore-trust-roots."""
+    user_trust_roots: tuple[str, ...] = ()
+    """Entries the operator gives in sigstore.trustRoots (other keys than the Secret's)."""
 
     # --- what sysinv's database holds
 
@@ -86,7 +102,25 @@ class Platform:
         if self.user_cas:
             bundle = b"".join(ca(name).cert_pem for name in self.user_cas)
             values["TrustedCACert"] = base64.b64encode(bundle).decode()
+        if self.user_trust_roots:
+            roots = {name: public_key(f"user {name}") for name in self.user_trust_roots}
+            values["sigstore"] = {"trustRoots": roots}
         return yaml.safe_dump(values)
+
+    def trust_roots_secret(self) -> dict[str, Any] | None:
+        """The operator's Secret of Sigstore trust roots in kube-system, if the platform has it."""
+        if not self.sigstore_trust_roots:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": SIGSTORE_TRUST_ROOTS, "namespace": "kube-system"},
+            "data": {
+                name: base64.b64encode(public_key(name).encode()).decode()
+                for name in self.sigstore_trust_roots
+            },
+        }
 
     # --- what the facts imply
 
@@ -98,6 +132,13 @@ class Platform:
     def expected_cas(self) -> set[bytes]:
         names = {*self.trusted_cas, *self.user_cas} | ({PLATFORM_CA} if self.platform_ca else set())
         return {ca(name).cert_pem for name in names}
+
+    @property
+    def expected_trust_roots(self) -> dict[str, str]:
+        """The platform's entries, and the operator's, which win by name."""
+        return {name: public_key(name) for name in self.sigstore_trust_roots} | {
+            name: public_key(f"user {name}") for name in self.user_trust_roots
+        }
 
     @property
     def expected_issuer(self) -> tuple[str, str | None]:
@@ -130,6 +171,8 @@ SIMPLEX = Platform(
     other_apps=(CERT_MANAGER, TENANT),
     user_overrides={"defaultTrustServer": "https://notary.example.com:4443"},
     user_cas=("team-ca",),
+    # No Secret on the platform: the operator's roots alone.
+    user_trust_roots=("release-key",),
 )
 DUPLEX = Platform(
     name="duplex",
@@ -141,5 +184,8 @@ DUPLEX = Platform(
     user_overrides={"webHooks": {"timeoutSeconds": 20}},
     # The operator repeats a CA the platform already trusts: it must appear once.
     user_cas=("corporate-ca",),
+    # The operator replaces one of the platform's roots.
+    sigstore_trust_roots=("rekor", "release-key"),
+    user_trust_roots=("rekor",),
 )
 PLATFORMS = (SIMPLEX, DUPLEX)

@@ -41,6 +41,7 @@ from tests.fixtures.stx_objects import (
 CHART_DIR = REPO_ROOT / "helm-charts" / "portieris"
 APP_VERSION = "25.09-0"
 NS = "portieris"
+SIGSTORE_TRUST_ROOTS = "portieris-sigstore-trust-roots"
 
 # Stand-ins for cert-manager's CRDs: only the kinds exist (no cert-manager controller runs), so
 # the chart's Certificate/Issuer objects are accepted and a ClusterIssuer can be created.
@@ -92,6 +93,18 @@ class Platform:
         self.kubectl_apply(platform_ca_secret(ca))
         if issuer:
             self.kubectl_apply(platform_ca_issuer())
+
+    def create_sigstore_trust_roots(self, entries: dict[str, str]) -> None:
+        """The operator's Secret kube-system/portieris-sigstore-trust-roots."""
+        self.kubectl_apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": SIGSTORE_TRUST_ROOTS, "namespace": "kube-system"},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in entries.items()},
+            }
+        )
 
     def add_application(self, name: str, managed: bool, namespaces: list[str]) -> None:
         row = self.dbapi.kube_app_create(
@@ -219,6 +232,9 @@ def make_platform(
     (Path(application.inst_charts_dir) / chart_archive.name).write_bytes(chart_archive.read_bytes())
     # Cluster-wide leftovers of an earlier platform on the same cluster.
     plane.kubectl("delete", "clusterissuer", "system-local-ca", "--ignore-not-found")
+    plane.kubectl(
+        "delete", "secret", SIGSTORE_TRUST_ROOTS, "-n", "kube-system", "--ignore-not-found"
+    )
     platform = Platform(plane=plane, root=root, dbapi=dbapi, app=app)
     platform.kubectl_apply(registry_secret())
     return platform

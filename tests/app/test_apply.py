@@ -173,6 +173,17 @@ def set_platform_cluster_state(plane: ControlPlane, platform: Platform) -> None:
             plane.kubectl("create", "namespace", namespace)
     plane.kubectl("delete", "clusterissuer", platforms.PLATFORM_CA, "--ignore-not-found")
     plane.kubectl(
+        "delete",
+        "secret",
+        platforms.SIGSTORE_TRUST_ROOTS,
+        "-n",
+        "kube-system",
+        "--ignore-not-found",
+    )
+    trust_roots = platform.trust_roots_secret()
+    if trust_roots:
+        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(trust_roots), check=True)
+    plane.kubectl(
         "delete", "secret", platforms.PLATFORM_CA, "-n", "cert-manager", "--ignore-not-found"
     )
     if not platform.platform_ca:
@@ -400,6 +411,16 @@ def test_ca_bundle_is_the_platform_and_operator_cas_each_once(applied: Applied) 
         "containers"
     ][0]
     assert "--ca-file=/etc/portieris/trusted-ca/ca.crt" in container["args"]
+
+
+def test_sigstore_trust_roots_are_the_platforms_and_the_operators(applied: Applied) -> None:
+    """From Secret kube-system/portieris-sigstore-trust-roots and sigstore.trustRoots, through
+    the overrides, to the chart's Secret in the release namespace that policies name."""
+    expected = applied.platform.expected_trust_roots
+    assert applied.system_overrides["sigstore"]["trustRoots"] == expected
+    secret = get(applied.plane, "secret", platforms.SIGSTORE_TRUST_ROOTS, "-n", NS)
+    found = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert found == expected
 
 
 def test_webhook_leaves_the_platform_namespaces_alone(applied: Applied) -> None:

@@ -60,6 +60,31 @@ def test_every_problem_of_the_user_overrides_is_reported() -> None:
     assert "platform.* values are written by the application" in problems[3]
 
 
+def test_sigstore_trust_roots_of_the_user_are_checked() -> None:
+    user = {
+        "sigstore": {
+            "trustRoots": {
+                "rekor": None,  # removes the platform's entry
+                "release-key": "not a key",
+                "image": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+            },
+            "roots": {},
+        }
+    }
+    problems = checks.user_override_problems(user)
+    assert problems == [
+        "sigstore.roots is not a value of the chart: the chart takes sigstore.trustRoots",
+        "sigstore.trustRoots entry name 'image' is one sysinv reads as an image to download: "
+        "choose another name (e.g. rekor, fulcio, release-key)",
+    ]
+    del user["sigstore"]["trustRoots"]["image"]
+    (problem,) = checks.user_override_problems(user)[1:]
+    assert problem.startswith("sigstore.trustRoots entry 'release-key' holds no PEM block")
+    assert checks.user_override_problems({"sigstore": []}) == [
+        "sigstore must be a map (with trustRoots), not list"
+    ]
+
+
 def test_good_user_overrides_have_no_problem() -> None:
     user = {"defaultTrustServer": "https://notary.example", "replicaCount": 2}
     assert checks.user_override_problems(user) == []

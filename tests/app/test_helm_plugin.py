@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sysinv.common import constants as sysinv_constants
 from sysinv.common import exception
 from sysinv.conductor.kube_app import AppImageParser, AppOperator
@@ -274,6 +276,60 @@ def test_a_leaf_as_trusted_ca_cert_is_an_error(platform: Platform) -> None:
     leaf = TestCA.create().issue("notary.example.com")[0].decode()
     platform.set_user_overrides({"TrustedCACert": leaf})
     with pytest.raises(exception.SysinvException, match=r"CN=notary\.example\.com.*not a CA"):
+        platform.system_overrides()
+
+
+# --- Sigstore trust roots
+
+
+def public_key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def test_no_trust_roots_secret_no_trust_roots(simplex: Platform) -> None:
+    assert simplex.system_overrides()["sigstore"] == {"trustRoots": {}}
+
+
+def test_trust_roots_come_from_the_platform_secret_and_the_operators_win_by_name(
+    simplex: Platform, tmp_path: Path
+) -> None:
+    fulcio, rekor, release, replacement = (
+        pem(simplex.cas["Example Root CA"]),
+        public_key_pem(),
+        public_key_pem(),
+        public_key_pem(),
+    )
+    simplex.create_sigstore_trust_roots({"fulcio": fulcio, "rekor": rekor})
+    assert simplex.system_overrides()["sigstore"]["trustRoots"] == {
+        "fulcio": fulcio,
+        "rekor": rekor,
+    }
+    simplex.set_user_overrides(
+        {"sigstore": {"trustRoots": {"release-key": release, "rekor": replacement}}}
+    )
+    (path,) = simplex.helm.generate_helm_application_overrides(
+        str(tmp_path), "portieris", combined=True
+    )
+    written = yaml.safe_load(Path(path).read_text())
+    assert written["sigstore"]["trustRoots"] == {
+        "fulcio": fulcio,
+        "rekor": replacement,
+        "release-key": release,
+    }
+
+
+def test_a_private_key_in_the_trust_roots_secret_is_an_error_naming_it(
+    platform: Platform,
+) -> None:
+    platform.create_sigstore_trust_roots({"cosign.key": TestCA.create().key_pem.decode()})
+    with pytest.raises(
+        exception.SysinvException,
+        match=r"Secret kube-system/portieris-sigstore-trust-roots entry 'cosign.key' holds a "
+        r"PRIVATE KEY",
+    ):
         platform.system_overrides()
 
 

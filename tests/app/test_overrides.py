@@ -6,6 +6,8 @@ import base64
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from k8sapp_portieris.common import constants, overrides
 from k8sapp_portieris.common.errors import OverridesError
@@ -147,3 +149,47 @@ def test_platform_namespaces_are_kube_system_the_platforms_and_its_managed_apps(
 )
 def test_platform_managed_is_read_as_sysinv_reads_it(metadata: object, managed: bool) -> None:
     assert overrides.is_platform_managed(metadata) is managed  # type: ignore[arg-type]
+
+
+# --- Sigstore trust roots
+
+
+def rekor_key() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def test_no_platform_trust_roots_writes_an_empty_map() -> None:
+    assert overrides.system_overrides(SIMPLEX)["sigstore"] == {"trustRoots": {}}
+
+
+def test_platform_trust_roots_become_sigstore_trust_roots(cas: dict[str, TestCA]) -> None:
+    rekor = rekor_key()
+    facts = replace(
+        DUPLEX,
+        sigstore_trust_roots=(("rekor", "\n" + rekor), ("fulcio", pem(cas["operator"]))),
+    )
+    assert overrides.system_overrides(facts)["sigstore"]["trustRoots"] == {
+        "fulcio": pem(cas["operator"]),
+        "rekor": rekor,
+    }
+
+
+def test_a_bad_platform_trust_root_is_an_error_naming_the_secret_and_entry(
+    cas: dict[str, TestCA],
+) -> None:
+    facts = replace(SIMPLEX, sigstore_trust_roots=(("signer", cas["operator"].key_pem.decode()),))
+    with pytest.raises(
+        OverridesError,
+        match=r"Secret kube-system/portieris-sigstore-trust-roots entry 'signer' holds a "
+        r"PRIVATE KEY",
+    ):
+        overrides.system_overrides(facts)
+
+
+def test_the_operators_trust_roots_are_not_system_overrides() -> None:
+    # sysinv merges the operator's sigstore.trustRoots over these (maps merge).
+    facts = replace(SIMPLEX, user_overrides={"sigstore": {"trustRoots": {"r": rekor_key()}}})
+    assert overrides.system_overrides(facts)["sigstore"] == {"trustRoots": {}}

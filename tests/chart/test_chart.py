@@ -940,6 +940,68 @@ def test_crd_schema_names_every_policy_field() -> None:
         f"{policy}.simple.storeSecret",
         f"{policy}.mutateImage",
     }
+    authority = f"{policy}.sigstore.authorities[]"
+    material = ("data", "secretRef.name", "secretRef.key", "secretRef.namespace")
+    assert paths >= {
+        f"{authority}.name",
+        f"{authority}.key.hashAlgorithm",
+        *(f"{authority}.key.{m}" for m in material),
+        f"{authority}.keyless.url",
+        *(f"{authority}.keyless.ca-cert.{m}" for m in material),
+        *(
+            f"{authority}.keyless.identities[].{f}"
+            for f in ("issuer", "issuerRegExp", "subject", "subjectRegExp")
+        ),
+        *(
+            f"{where}.ctlog.{f}"
+            for where in (authority, f"{policy}.sigstore")
+            for f in ("enabled", "url")
+        ),
+        *(f"{authority}.ctlog.publicKey.{m}" for m in material),
+        *(f"{policy}.sigstore.ctlog.publicKey.{m}" for m in material),
+        *(f"{authority}.rfc3161timestamp.certChain.{m}" for m in material),
+        *(f"{policy}.sigstore.rfc3161timestamp.certChain.{m}" for m in material),
+        f"{authority}.source[].oci",
+        f"{authority}.source[].signaturePullSecrets[].name",
+        f"{authority}.attestations[].name",
+        f"{authority}.attestations[].predicateType",
+    }
+
+
+def test_crd_sigstore_levels_name_exactly_the_fields_the_webhook_knows() -> None:
+    """Each object of the sigstore part lists the fields its level in the webhook's parser
+    knows (policy/sigstore_part.py FIELDS): no field the parser refuses is documented, and
+    none it reads is left out."""
+    from portieris_webhook.policy.sigstore_part import FIELDS
+
+    schema = dict(walk(crd_schema("ImagePolicy")))
+    sigstore = ".spec.repositories[].policy.sigstore"
+    authority = f"{sigstore}.authorities[]"
+    levels = {
+        "sigstore": sigstore,
+        "authorities[]": authority,
+        "key": f"{authority}.key",
+        "secretRef": f"{authority}.key.secretRef",
+        "keyless": f"{authority}.keyless",
+        "ca-cert": f"{authority}.keyless.ca-cert",
+        "identities[]": f"{authority}.keyless.identities[]",
+        "ctlog": f"{authority}.ctlog",
+        "publicKey": f"{authority}.ctlog.publicKey",
+        "rfc3161timestamp": f"{authority}.rfc3161timestamp",
+        "certChain": f"{authority}.rfc3161timestamp.certChain",
+        "source[]": f"{authority}.source[]",
+        "signaturePullSecrets[]": f"{authority}.source[].signaturePullSecrets[]",
+        "attestations[]": f"{authority}.attestations[]",
+    }
+    assert set(levels) == set(FIELDS)
+    for level, path in levels.items():
+        assert set(schema[path]["properties"]) == set(FIELDS[level].known), level
+    assert schema[f"{sigstore}.ctlog"] == schema[f"{authority}.ctlog"] | {
+        "description": schema[f"{sigstore}.ctlog"]["description"]
+    }
+    assert schema[f"{sigstore}.rfc3161timestamp"] == schema[f"{authority}.rfc3161timestamp"] | {
+        "description": schema[f"{sigstore}.rfc3161timestamp"]["description"]
+    }
 
 
 def test_crd_enums_match_the_webhook() -> None:
@@ -949,6 +1011,12 @@ def test_crd_enums_match_the_webhook() -> None:
     requirement = ".spec.repositories[].policy.simple.requirements[]"
     assert set(schema[f"{requirement}.type"]["enum"]) == set(REQUIREMENT_TYPES)
     assert set(schema[f"{requirement}.signedIdentity.type"]["enum"]) == set(IDENTITY_TYPES)
+    from portieris_webhook.policy.sigstore_part import HASH_ALGORITHMS, MAX_AUTHORITIES
+
+    authorities = schema[".spec.repositories[].policy.sigstore.authorities"]
+    assert authorities["maxItems"] == MAX_AUTHORITIES
+    key = ".spec.repositories[].policy.sigstore.authorities[].key"
+    assert set(schema[f"{key}.hashAlgorithm"]["enum"]) == set(HASH_ALGORITHMS)
 
 
 def policy(
@@ -967,6 +1035,40 @@ def policy(
 
 def signed_by(**extra: Any) -> dict[str, Any]:
     return {"simple": {"requirements": [{"type": "signedBy", "keySecret": "k", **extra}]}}
+
+
+# Only the schema and the parser look at these: neither parses the PEM.
+PEM_KEY = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+REKOR = {"publicKey": {"secretRef": {"name": "portieris-sigstore-trust-roots", "key": "rekor"}}}
+
+
+def keyed(**extra: Any) -> dict[str, Any]:
+    """A sigstore authority with an inline key and a log."""
+    return {"key": {"data": PEM_KEY}, "ctlog": REKOR, **extra}
+
+
+def keyless(**extra: Any) -> dict[str, Any]:
+    """A sigstore keyless authority with its roots in a Secret and a log."""
+    return {
+        "keyless": {
+            "url": "https://fulcio.example.com",
+            "ca-cert": {"secretRef": {"name": "fulcio", "namespace": "portieris"}},
+            "identities": [
+                {"issuer": "https://dex.example.com", "subject": "release@example.com"},
+                {
+                    "issuerRegExp": "https://token\\.actions\\.example\\.com",
+                    "subjectRegExp": "https://git\\.example\\.com/team/.*",
+                },
+            ],
+        },
+        "ctlog": REKOR,
+        **extra,
+    }
+
+
+def sigstore(*authorities: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"sigstore": {"authorities": list(authorities), **extra}}
 
 
 GOOD_POLICIES: dict[str, dict[str, Any]] = {
@@ -1010,6 +1112,60 @@ GOOD_POLICIES: dict[str, dict[str, Any]] = {
         signedIdentity={"type": "matchExactRepository", "dockerRepository": "quay.io/a/b"}
     ),
     "trust and simple": {"trust": {"enabled": True}, **signed_by()},
+    "sigstore keyed": {"sigstore": {"authorities": [keyed()]}},
+    "sigstore keyed from a Secret, no log": {
+        "sigstore": {
+            "authorities": [
+                {
+                    "key": {
+                        "secretRef": {"name": "cosign-pub", "key": "cosign.pub"},
+                        "hashAlgorithm": "sha384",
+                    },
+                    "ctlog": {"enabled": False},
+                }
+            ]
+        }
+    },
+    "sigstore keyless": {"sigstore": {"authorities": [keyless()]}},
+    "sigstore keyless, timestamps without a log": {
+        "sigstore": {
+            "authorities": [keyless(ctlog={"enabled": False})],
+            "rfc3161timestamp": {"certChain": {"data": PEM_CERT}},
+        }
+    },
+    "sigstore every field": {
+        "sigstore": {
+            "ctlog": {"url": "https://rekor.example.com", "publicKey": {"data": PEM_KEY}},
+            "rfc3161timestamp": {
+                "certChain": {
+                    "secretRef": {"name": "roots", "key": "tsa", "namespace": "portieris"}
+                }
+            },
+            "authorities": [
+                {
+                    **keyless(),
+                    "name": "release pipeline",
+                    "rfc3161timestamp": {"certChain": {"data": PEM_CERT}},
+                    "source": [
+                        {
+                            "oci": "registry.example.com/signatures/app",
+                            "signaturePullSecrets": [{"name": "signature-pull"}],
+                        }
+                    ],
+                    "attestations": [
+                        {"name": "provenance", "predicateType": "https://slsa.dev/provenance/v1"},
+                        {"predicateType": "https://cosign.sigstore.dev/attestation/vuln/v1"},
+                    ],
+                },
+                {**keyed(), "name": "release key"},
+            ],
+        }
+    },
+    "trust, simple and sigstore": {
+        "trust": {"enabled": True},
+        **signed_by(),
+        "sigstore": {"authorities": [keyed()]},
+    },
 }
 
 # Caught by the schema's structure (types, enums, required, unknown fields).
@@ -1023,6 +1179,27 @@ STRUCTURALLY_BAD: dict[str, dict[str, Any]] = {
     "requirements not a list": {"simple": {"requirements": {"type": "reject"}}},
     "unknown identity type": signed_by(signedIdentity={"type": "matchAnything"}),
     "storeURL not a string": {"simple": {"storeURL": 42, "requirements": [{"type": "reject"}]}},
+    "sigstore authorities not a list": {"sigstore": {"authorities": keyed()}},
+    "sigstore without authorities": {"sigstore": {"authorities": []}},
+    "sigstore with 17 authorities": sigstore(*[keyed()] * 17),
+    "sigstore unknown hash algorithm": sigstore(
+        keyed(key={"data": PEM_KEY, "hashAlgorithm": "md5"})
+    ),
+    "sigstore key data not PEM": sigstore(keyed(key={"data": "MFkwEwYHKoZIzj0CAQ"})),
+    "sigstore secretRef without name": sigstore(keyed(key={"secretRef": {"key": "cosign.pub"}})),
+    "sigstore keyless without ca-cert": sigstore(
+        keyless(keyless={"identities": [{"issuer": "i", "subject": "s"}]})
+    ),
+    "sigstore keyless without identities": sigstore(
+        keyless(keyless={"ca-cert": {"data": PEM_CERT}, "identities": []})
+    ),
+    "sigstore ctlog enabled not a boolean": sigstore(keyed(ctlog={"enabled": "no"})),
+    "sigstore timestamp without certChain": sigstore(keyed(rfc3161timestamp={})),
+    "sigstore two sources": sigstore(
+        keyed(source=[{"oci": "a.example/s"}, {"oci": "b.example/s"}])
+    ),
+    "sigstore source without oci": sigstore(keyed(source=[{"signaturePullSecrets": []}])),
+    "sigstore attestation without predicateType": sigstore(keyed(attestations=[{"name": "x"}])),
 }
 
 # Kept by the apiserver (the schema keeps unknown fields) and refused by the webhook's parser,
@@ -1037,6 +1214,25 @@ KEPT_FOR_THE_WEBHOOK: dict[str, dict[str, Any]] = {
         signedIdentity={"type": "matchExactReference", "dockerReference": "a/b:1", "prefx": "a"}
     ),
     "IBM vulnerability section": {"vulnerability": {"ICCRVA": {"enabled": True}}},
+    "misspelt sigstore field": sigstore(keyed(attestation=[{"predicateType": "x"}])),
+    "misspelt sigstore identity field": sigstore(
+        keyless(
+            keyless={
+                "ca-cert": {"data": PEM_CERT},
+                "identities": [{"issuer": "i", "subject": "s", "subjet": "t"}],
+            }
+        )
+    ),
+    "policy-controller static action": sigstore(keyed(static={"action": "pass"})),
+    "policy-controller kms key": sigstore(
+        keyed(key={"data": PEM_KEY, "kms": "awskms:///alias/release"})
+    ),
+    "policy-controller trustRootRef": sigstore(
+        keyless(ctlog={**REKOR, "trustRootRef": "sigstore-public"})
+    ),
+    "policy-controller attestation policy": sigstore(
+        keyed(attestations=[{"predicateType": "x", "policy": {"type": "cue", "data": "{}"}}])
+    ),
 }
 
 # Caught by the CRD's CEL rules (checked by a real apiserver) and by the webhook's parser.
@@ -1054,6 +1250,38 @@ CEL_BAD: dict[str, dict[str, Any]] = {
     "remapIdentity without signedPrefix": signed_by(
         signedIdentity={"type": "remapIdentity", "prefix": "a"}
     ),
+    "sigstore ctlog without authorities": {"sigstore": {"ctlog": {"enabled": False}}},
+    "sigstore authority with key and keyless": sigstore({**keyed(), **keyless()}),
+    "sigstore authority with neither key nor keyless": sigstore({"ctlog": {"enabled": False}}),
+    "sigstore key with data and secretRef": sigstore(
+        keyed(key={"data": PEM_KEY, "secretRef": {"name": "cosign-pub"}})
+    ),
+    "sigstore key with neither data nor secretRef": sigstore(
+        keyed(key={"hashAlgorithm": "sha256"})
+    ),
+    "sigstore identity with issuer and issuerRegExp": sigstore(
+        keyless(
+            keyless={
+                "ca-cert": {"data": PEM_CERT},
+                "identities": [{"issuer": "i", "issuerRegExp": "i.*", "subject": "s"}],
+            }
+        )
+    ),
+    "sigstore identity without subject": sigstore(
+        keyless(keyless={"ca-cert": {"data": PEM_CERT}, "identities": [{"issuer": "i"}]})
+    ),
+    "sigstore authority without ctlog": sigstore({"key": {"data": PEM_KEY}}),
+    "sigstore ctlog without publicKey": sigstore(keyed(ctlog={"url": "https://rekor.example"})),
+    "sigstore ctlog off with a publicKey": sigstore(
+        keyed(ctlog={"enabled": False, "publicKey": {"data": PEM_KEY}})
+    ),
+    "sigstore keyless without log or timestamp": sigstore(keyless(ctlog={"enabled": False})),
+    "sigstore keyless, the part's log off": {
+        "sigstore": {
+            "ctlog": {"enabled": False},
+            "authorities": [{"keyless": keyless()["keyless"]}],
+        }
+    },
 }
 
 BAD_NAMES = {"missing name": None, "empty name": "", "name with space": "registry/app *"}
@@ -1168,6 +1396,26 @@ def test_apiserver_cel_messages_reach_the_user(cluster_with_crds: ControlPlane) 
         cluster_with_crds, policy("ImagePolicy", CEL_BAD["signedBy without keySecret"])
     )
     assert "keySecret is required for a signedBy requirement" in proc.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("sigstore authority with key and keyless", "give exactly one of key and keyless"),
+        ("sigstore authority without ctlog", "every authority needs a ctlog"),
+        (
+            "sigstore keyless without log or timestamp",
+            "a keyless authority needs a transparency log",
+        ),
+        ("sigstore identity without subject", "give exactly one of subject and subjectRegExp"),
+    ],
+)
+def test_apiserver_sigstore_messages_reach_the_user(
+    cluster_with_crds: ControlPlane, case: str, message: str
+) -> None:
+    proc = server_dry_run(cluster_with_crds, policy("ClusterImagePolicy", CEL_BAD[case]))
+    assert message in proc.stderr
 
 
 @pytest.mark.e2e

@@ -6,13 +6,17 @@ import base64
 import sys
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sysinv.common import exception
 from sysinv.conductor import kube_app
 from sysinv.helm import helm
 from sysinv.tests.db import base as dbbase
 
 from tests.fixtures.pki import TestCA
-from tests.sysinv_real.platform import APP, NS, PortierisPlatform
+from tests.sysinv_real.platform import APP, NS, PortierisPlatform, apply
+
+SIGSTORE_TRUST_ROOTS = "portieris-sigstore-trust-roots"
 
 
 def ca_bundle(overrides: dict[str, Any]) -> str:
@@ -47,6 +51,28 @@ class SimplexSystem(PortierisPlatform, dbbase.AIOSimplexHostTestCase):
         ca = TestCA.create("Example Root CA")
         self.install_ssl_ca(ca)
         self.assertIn(pem(ca), ca_bundle(self.system_overrides()))
+
+    def test_sigstore_trust_roots_from_the_platform_secret(self) -> None:
+        """The operator's Secret kube-system/portieris-sigstore-trust-roots, read through
+        sysinv's KubeOperator, becomes sigstore.trustRoots."""
+        delete = ("delete", "secret", SIGSTORE_TRUST_ROOTS, "-n", "kube-system")
+        self.cluster.kubectl(*delete, "--ignore-not-found")
+        self.addCleanup(self.cluster.kubectl, *delete, "--ignore-not-found")
+        self.assertEqual(self.system_overrides()["sigstore"], {"trustRoots": {}})
+        key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        rekor = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        apply(
+            self.cluster,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": SIGSTORE_TRUST_ROOTS, "namespace": "kube-system"},
+                "stringData": {"rekor": rekor},
+            },
+        )
+        self.assertEqual(self.system_overrides()["sigstore"], {"trustRoots": {"rekor": rekor}})
 
     def test_other_namespace_refused(self) -> None:
         self.assertRaises(

@@ -7,6 +7,7 @@ portieris.<namespace>.svc, as Portieris' gencerts does.
 {{- define "portieris.name" -}}portieris{{- end -}}
 {{- define "portieris.certSecret" -}}portieris-certs{{- end -}}
 {{- define "portieris.trustedCAConfigMap" -}}portieris-trusted-ca{{- end -}}
+{{- define "portieris.sigstoreTrustRootsSecret" -}}portieris-sigstore-trust-roots{{- end -}}
 {{- define "portieris.trustStateConfigMap" -}}portieris-trust-state{{- end -}}
 {{- define "portieris.webhookConfiguration" -}}image-admission-config{{- end -}}
 

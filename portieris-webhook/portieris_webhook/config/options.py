@@ -70,16 +70,18 @@ VERIFY_OPTS = [
     cfg.FloatOpt(
         "simple-refresh-interval",
         min=0,
-        help="Seconds a tag's digest and the signatures read for it are reused for simple "
-        "signing before the registry and signature store are asked again (0: ask every "
-        "time). Default: the value of --trust-refresh-interval.",
+        help="Seconds a tag's digest and the signatures read for it are reused, for simple "
+        "signing and for cosign (sigstore) signatures, before the registry and signature "
+        "store are asked again (0: ask every time). Default: the value of "
+        "--trust-refresh-interval.",
     ),
     cfg.FloatOpt(
         "simple-failure-ttl",
         default=Settings.simple_failure_ttl,
         min=0,
-        help="Seconds a failed registry or signature store read for simple signing is "
-        "answered from memory before asking again (0: always ask again).",
+        help="Seconds a failed registry or signature store read for simple signing or cosign "
+        "(sigstore) signatures is answered from memory before asking again (0: always ask "
+        "again).",
     ),
     cfg.MultiStrOpt(
         "pinned-trust-root",

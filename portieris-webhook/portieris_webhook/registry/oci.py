@@ -199,7 +199,9 @@ class OciClient:
             doc = loads(response.body, where, VerificationError)
             found.extend(_listed(doc, "manifests", MAX_REFERRERS, where))
             if len(found) > MAX_REFERRERS:
-                raise VerificationError(f"{where}: more than {MAX_REFERRERS}; at most are read")
+                raise VerificationError(
+                    f"{where}: more than {MAX_REFERRERS} referrers; at most {MAX_REFERRERS} are read"
+                )
             url = _next_page(response.headers.get("Link", ""), api_base(repository.domain))
         if url is not None:
             raise VerificationError(f"{where}: more than {MAX_REFERRER_PAGES} pages")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from k8sapp_portieris.common import certificates, constants
+from k8sapp_portieris.common import certificates, constants, trust_roots
 from k8sapp_portieris.common.errors import OverridesError
 
 _PERCENT = re.compile(r"^(\d+)%$")
@@ -56,6 +56,7 @@ def user_override_problems(user: Mapping[str, Any]) -> list[str]:
     except OverridesError as exc:
         problems.append(str(exc))
     problems.extend(trust_server_problems(user.get("defaultTrustServer")))
+    problems.extend(sigstore_problems(user.get("sigstore")))
     problems.extend(component_problems(user.get(constants.HELM_COMPONENT_LABEL_PORTIERIS)))
     if "platform" in user:
         problems.append(
@@ -64,6 +65,19 @@ def user_override_problems(user: Mapping[str, Any]) -> list[str]:
             "webHooks.excludedNamespaces or webHooks.failurePolicy instead"
         )
     return problems
+
+
+def sigstore_problems(value: object) -> list[str]:
+    """sigstore: only trustRoots, each entry public PEM (null removes a platform entry)."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        return [f"sigstore must be a map (with trustRoots), not {type(value).__name__}"]
+    problems = [
+        f"sigstore.{key} is not a value of the chart: the chart takes sigstore.trustRoots"
+        for key in sorted(set(map(str, value)) - {"trustRoots"})
+    ]
+    return problems + trust_roots.user_trust_root_problems(value.get("trustRoots"))
 
 
 def trust_server_problems(url: object) -> list[str]:

@@ -30,6 +30,13 @@ CERT_MANAGER_GROUP: Final = "cert-manager.io"
 CERT_MANAGER_VERSION: Final = "v1"
 CERT_MANAGER_CRD: Final = "certificates.cert-manager.io"
 
+# Cluster-wide Sigstore trust roots the operator keeps on the platform (created with kubectl, like
+# the registry secrets of kube-system): each entry becomes an entry of the chart's
+# sigstore.trustRoots, which the chart writes into its Secret of the same name in the release
+# namespace, where policies name them.
+SIGSTORE_TRUST_ROOTS_SECRET: Final = "portieris-sigstore-trust-roots"
+SIGSTORE_TRUST_ROOTS_NAMESPACE: Final = "kube-system"
+
 # The chart's objects the lifecycle operator handles.
 WEBHOOK_CONFIGURATION: Final = "image-admission-config"
 WEBHOOK_SELECTOR: Final = "app.kubernetes.io/name=portieris"

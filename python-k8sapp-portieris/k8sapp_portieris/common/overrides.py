@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8sapp_portieris.common import certificates, constants
+from k8sapp_portieris.common import certificates, constants, trust_roots
 from k8sapp_portieris.common.errors import OverridesError
 
 # One replica may be down at a time, whatever the count: with one replica (simplex) a host lock
@@ -36,6 +36,9 @@ class PlatformFacts:
     """The platform's trusted CAs (system certificate-install -m ssl_ca / ca-certificate-install)."""
     platform_ca_certs: tuple[PemSource, ...] = ()
     """The platform's own CA (Secret system-local-ca), which signs registry.local."""
+    sigstore_trust_roots: tuple[tuple[str, str], ...] = ()
+    """(entry name, PEM text) of the platform's Secret of Sigstore trust roots
+    (kube-system/portieris-sigstore-trust-roots), when it exists."""
     platform_issuer: bool = False
     """The ClusterIssuer system-local-ca exists."""
     cert_manager: bool = False
@@ -69,6 +72,7 @@ def system_overrides(facts: PlatformFacts) -> dict[str, Any]:
         },
         "imagePullSecrets": [{"name": constants.LOCAL_REGISTRY_SECRET}],
         **certificate_issuer(facts),
+        "sigstore": {"trustRoots": sigstore_trust_roots(facts)},
         "platform": {
             "trustedCACerts": certificates.bundle(ca_certificates(facts)),
             "excludedNamespaces": list(facts.platform_namespaces),
@@ -104,6 +108,19 @@ def ca_certificates(facts: PlatformFacts) -> list[certificates.CACertificate]:
         found.extend(certificates.parse_ca_bundle(text, source))
     found.extend(certificates.parse_trusted_ca_cert(facts.user_overrides.get("TrustedCACert")))
     return certificates.deduplicate(found)
+
+
+def sigstore_trust_roots(facts: PlatformFacts) -> dict[str, str]:
+    """The platform's Sigstore trust roots, each checked. The operator's sigstore.trustRoots
+    are merged over them by sysinv (maps merge): an entry of the same name replaces the
+    platform's, and one set to null removes it."""
+    source = (
+        f"Secret {constants.SIGSTORE_TRUST_ROOTS_NAMESPACE}/{constants.SIGSTORE_TRUST_ROOTS_SECRET}"
+    )
+    names = [name for name, _ in facts.sigstore_trust_roots]
+    if len(set(names)) != len(names):
+        raise OverridesError(f"{source} names an entry twice")
+    return trust_roots.parse_trust_roots(dict(facts.sigstore_trust_roots), source)
 
 
 def is_platform_managed(metadata: Mapping[str, Any] | None) -> bool:

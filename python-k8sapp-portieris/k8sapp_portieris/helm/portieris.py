@@ -61,6 +61,7 @@ class PortierisHelm(base.FluxCDBaseHelm):  # type: ignore[misc]  # sysinv is unt
             simplex=utils.is_aio_simplex_system(self.dbapi),
             trusted_ca_certs=self._trusted_ca_certs(),
             platform_ca_certs=self._platform_ca_certs(kube),
+            sigstore_trust_roots=self._sigstore_trust_roots(kube),
             platform_issuer=kube.get_clusterwide_custom_resource(
                 constants.CERT_MANAGER_GROUP,
                 constants.CERT_MANAGER_VERSION,
@@ -125,6 +126,25 @@ class PortierisHelm(base.FluxCDBaseHelm):  # type: ignore[misc]  # sysinv is unt
                 found.append((source, base64.b64decode(data[key], validate=True).decode()))
             except (binascii.Error, UnicodeDecodeError) as exc:
                 raise OverridesError(f"{source} is not base64 of a PEM certificate") from exc
+        return tuple(found)
+
+    def _sigstore_trust_roots(self, kube: Any) -> tuple[tuple[str, str], ...]:
+        """The entries of the operator's Secret of Sigstore trust roots in kube-system (none
+        when it does not exist), decoded; overrides.sigstore_trust_roots checks them."""
+        secret = kube.kube_get_secret(
+            constants.SIGSTORE_TRUST_ROOTS_SECRET, constants.SIGSTORE_TRUST_ROOTS_NAMESPACE
+        )
+        data = (secret.data or {}) if secret is not None else {}
+        found = []
+        for name in sorted(data):
+            source = (
+                f"Secret {constants.SIGSTORE_TRUST_ROOTS_NAMESPACE}/"
+                f"{constants.SIGSTORE_TRUST_ROOTS_SECRET} entry {name!r}"
+            )
+            try:
+                found.append((name, base64.b64decode(data[name] or "", validate=True).decode()))
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise OverridesError(f"{source} is not base64 of PEM text") from exc
         return tuple(found)
 
     def _platform_namespaces(self) -> tuple[str, ...]:
