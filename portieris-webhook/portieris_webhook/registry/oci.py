@@ -117,10 +117,32 @@ class OciClient:
     ) -> Manifest | None:
         """The manifest `reference` (tag or digest) names in `repository`; None if absent."""
         where = f"{repository.repository}:{reference}"
+        found = await self._document(repository, reference, ACCEPT_MANIFESTS, reads)
+        if found is None:
+            return None
+        digest, doc = found
+        config = doc.get("config")
+        media_type, artifact_type = doc.get("mediaType"), doc.get("artifactType")
+        return Manifest(
+            digest=digest,
+            media_type=media_type if isinstance(media_type, str) else "",
+            artifact_type=artifact_type if isinstance(artifact_type, str) else "",
+            config_media_type=(
+                str(config.get("mediaType", "")) if isinstance(config, Mapping) else ""
+            ),
+            layers=tuple(_listed(doc, "layers", MAX_LAYERS, f"{where} manifest")),
+        )
+
+    async def _document(
+        self, repository: ImageReference, reference: str, accept: str, reads: Reads
+    ) -> tuple[str, Mapping[str, Any]] | None:
+        """The digest (of the body) and the JSON object of a manifest or index; None if
+        the registry has none under `reference`."""
+        where = f"{repository.repository}:{reference}"
         response = await self.auth.get(
             f"{api_base(repository.domain)}/v2/{repository.path}/manifests/{reference}",
             credentials=reads.credentials,
-            headers={"Accept": ACCEPT_MANIFESTS},
+            headers={"Accept": accept},
             timeout=reads.timeout,
             max_bytes=MAX_MANIFEST_BYTES,
             budget=reads.budget,
@@ -132,18 +154,9 @@ class OciClient:
         if reference.startswith("sha256:") and digest != reference:
             raise RemoteError(f"{where}: the registry served a manifest with digest {digest}")
         doc = loads(response.body, f"{where}: manifest", VerificationError)
-        config = doc.get("config") if isinstance(doc, Mapping) else None
-        media_type = doc.get("mediaType") if isinstance(doc, Mapping) else None
-        artifact_type = doc.get("artifactType") if isinstance(doc, Mapping) else None
-        return Manifest(
-            digest=digest,
-            media_type=media_type if isinstance(media_type, str) else "",
-            artifact_type=artifact_type if isinstance(artifact_type, str) else "",
-            config_media_type=(
-                str(config.get("mediaType", "")) if isinstance(config, Mapping) else ""
-            ),
-            layers=tuple(_listed(doc, "layers", MAX_LAYERS, f"{where} manifest")),
-        )
+        if not isinstance(doc, Mapping):
+            raise VerificationError(f"{where}: the manifest is not a JSON object")
+        return digest, doc
 
     async def blob(
         self, repository: ImageReference, item: Descriptor, max_bytes: int, reads: Reads
@@ -210,20 +223,11 @@ class OciClient:
     async def _index(
         self, repository: ImageReference, tag: str, reads: Reads
     ) -> list[Descriptor] | None:
-        where = f"{repository.repository}:{tag}"
-        response = await self.auth.get(
-            f"{api_base(repository.domain)}/v2/{repository.path}/manifests/{tag}",
-            credentials=reads.credentials,
-            headers={"Accept": OCI_INDEX},
-            timeout=reads.timeout,
-            max_bytes=MAX_MANIFEST_BYTES,
-            budget=reads.budget,
-        )
-        if response.status == 404:
+        found = await self._document(repository, tag, OCI_INDEX, reads)
+        if found is None:
             return None
-        raise_for_status(response, where, reads.credentials)
-        doc = loads(response.body, f"{where}: referrers index", VerificationError)
-        return _listed(doc, "manifests", MAX_REFERRERS, f"{where} referrers index")
+        where = f"{repository.repository}:{tag} referrers index"
+        return _listed(found[1], "manifests", MAX_REFERRERS, where)
 
 
 def _next_page(link: str, base: str) -> str | None:

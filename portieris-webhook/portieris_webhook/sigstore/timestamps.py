@@ -10,31 +10,16 @@ to have been made.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 
 import rfc3161_client
-from cryptography import x509
 
 from portieris_webhook.errors import VerificationError
+from portieris_webhook.sigstore.certificates import CertificateAuthority, certificate_authority
 
-
-@dataclass(frozen=True)
-class TimestampChain:
-    """The authority's certificates: its roots (self-signed) and the rest."""
-
-    roots: tuple[x509.Certificate, ...]
-    intermediates: tuple[x509.Certificate, ...]
-
-
-def timestamp_chain(pem: str, what: str) -> TimestampChain:
-    try:
-        certificates = x509.load_pem_x509_certificates(pem.encode())
-    except ValueError as exc:
-        raise VerificationError(f"{what} is not PEM certificates: {exc}") from None
-    roots = tuple(c for c in certificates if c.issuer == c.subject)
-    if not roots:
-        raise VerificationError(f"{what} holds no root (self-signed) certificate")
-    return TimestampChain(roots, tuple(c for c in certificates if c.issuer != c.subject))
+TimestampChain = CertificateAuthority
+"""A timestamp authority's certificates: its roots (self-signed) and the rest."""
+timestamp_chain = certificate_authority
+"""The timestamp authority a policy's `certChain` names (read as a keyless `ca-cert` is)."""
 
 
 def verified_time(response: bytes, message: bytes, chain: TimestampChain) -> datetime.datetime:

@@ -39,6 +39,7 @@ from portieris_webhook.sigstore.evidence import (
 from portieris_webhook.sigstore.trust_material import TrustLoader
 
 from tests.builders import cluster_policy, memory_state
+from tests.fixtures.sigstore_pki import der_utf8_string
 
 NOW = datetime.datetime(2025, 1, 15, 12, 0, tzinfo=datetime.UTC)
 MINUTE = datetime.timedelta(minutes=1)
@@ -103,15 +104,6 @@ def sign(key: PrivateKey, data: bytes, algorithm: str = "sha256") -> bytes:
 
 
 # -- a Fulcio-shaped certificate authority -------------------------------------------------
-
-
-def der_utf8_string(text: str) -> bytes:
-    """A DER UTF8String (tag 12), short or long length, as Fulcio writes extension .1.8."""
-    data = text.encode()
-    if len(data) < 0x80:
-        return bytes([0x0C, len(data)]) + data
-    size = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
-    return bytes([0x0C, 0x80 | len(size)]) + size + data
 
 
 def _key_usage(*, signing: bool, ca: bool) -> x509.KeyUsage:
