@@ -18,7 +18,6 @@ import argparse
 import cProfile
 import io
 import json
-import logging
 import pstats
 import shutil
 import statistics
@@ -124,37 +123,30 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     try:
         # What `serve` logs to standard error, written to a file with the same handler.
-        log_file = open(work / "decisions.log", "w")  # noqa: SIM115 - closed with the handler
-        handler = logs.BatchingStreamHandler(log_file)
-        handler.setFormatter(logs.OneLineFormatter(logs.FORMAT))
-        logs.configure("INFO")
-        logging.getLogger().handlers[:] = [handler]
-        ca = fixtures.TestCA.create("portieris bench CA")
-        ca_file = ca.write(work / "ca")
-        with fixtures.services(work, ca) as (registry, notary, store):
-            gpg = fixtures.GpgHome(work / "gpg")
-            try:
-                images, key = fixtures.publish(work, registry, notary, store, gpg)
-            finally:
-                gpg.close()
-            manifests = fixtures.write_manifests(
-                work / "manifests", registry.host, notary, store, key
-            )
-            refs = [image.ref for image in images.trust]
-            bodies = {
-                name: json.dumps(fixtures.review(images_of)).encode()
-                for name, images_of in (
-                    ("1-image trust", refs[:1]),
-                    ("1-image trust+simple", [images.both.ref]),
-                    (f"{fixtures.POD_IMAGES}-image pod", refs),
+        with open(work / "decisions.log", "w") as log_file, logs.logging_to(log_file):
+            ca = fixtures.TestCA.create("portieris bench CA")
+            ca_file = ca.write(work / "ca")
+            with fixtures.services(work, ca) as (registry, notary, store):
+                gpg = fixtures.GpgHome(work / "gpg")
+                try:
+                    images, key, cosign_key = fixtures.publish(work, registry, notary, store, gpg)
+                finally:
+                    gpg.close()
+                manifests = fixtures.write_manifests(
+                    work / "manifests", registry.host, notary, store, key, cosign_key
                 )
-            }
-            # On uvloop, as `serve` runs.
-            uvloop.run(measure(Settings(ca_file=str(ca_file)), manifests, bodies, args))
+                refs = [image.ref for image in images.trust]
+                bodies = {
+                    name: json.dumps(fixtures.review(images_of)).encode()
+                    for name, images_of in (
+                        ("1-image trust", refs[:1]),
+                        ("1-image trust+simple", [images.both.ref]),
+                        (f"{fixtures.POD_IMAGES}-image pod", refs),
+                    )
+                }
+                # On uvloop, as `serve` runs.
+                uvloop.run(measure(Settings(ca_file=str(ca_file)), manifests, bodies, args))
     finally:
-        for handler in logging.getLogger().handlers[:]:
-            handler.close()
-        logging.getLogger().handlers[:] = []
         shutil.rmtree(work, ignore_errors=True)
 
 

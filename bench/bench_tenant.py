@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import shutil
 import statistics
 import sys
@@ -271,17 +270,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-tenant-"))
     try:
         # What `serve` logs to standard error, written to a file with the same handler.
-        log_file = open(work / "decisions.log", "w")  # noqa: SIM115 - closed with the handler
-        handler = logs.BatchingStreamHandler(log_file)
-        handler.setFormatter(logs.OneLineFormatter(logs.FORMAT))
-        logs.configure("INFO")
-        logging.getLogger().handlers[:] = [handler]
-        run = uvloop.run if args.uvloop else asyncio.run
-        run(measure(write_manifests(work / "manifests"), args))
+        with open(work / "decisions.log", "w") as log_file, logs.logging_to(log_file):
+            run = uvloop.run if args.uvloop else asyncio.run
+            run(measure(write_manifests(work / "manifests"), args))
     finally:
-        for handler in logging.getLogger().handlers[:]:
-            handler.close()
-        logging.getLogger().handlers[:] = []
         shutil.rmtree(work, ignore_errors=True)
 
 

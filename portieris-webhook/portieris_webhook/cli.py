@@ -152,20 +152,8 @@ async def _verify(conf: cfg.ConfigOpts) -> int:
 async def _serve(conf: cfg.ConfigOpts) -> int:
     tls = ReloadingTLS(conf.tls_cert_file, conf.tls_key_file)
     async with contextlib.AsyncExitStack() as stack:
-        backend: Backend | None = None
         also_ready: dict[str, Callable[[], str | None]] = {}
-        if conf.manifests:
-            state: StateView = _offline_state(conf)
-            if conf.trust_state_file:
-                backend = FileBackend(conf.trust_state_file)
-        else:
-            cluster = await stack.enter_async_context(
-                cluster_state(conf.kubeconfig, owner_cache_max_entries=conf.owner_cache_max_entries)
-            )
-            state = cluster
-            also_ready["cluster state"] = cluster.not_ready
-            if conf.trust_state_configmap:
-                backend = _configmap_backend(cluster, conf.trust_state_configmap)
+        state, backend = await _state_sources(conf, stack, also_ready)
         trust_state = None
         if backend is not None:
             trust_state = TrustStateStore(backend, options.store_settings_from(conf))
@@ -201,6 +189,25 @@ async def _serve(conf: cfg.ConfigOpts) -> int:
             )
             await asyncio.sleep(conf.shutdown_delay)
     return 0
+
+
+async def _state_sources(
+    conf: cfg.ConfigOpts,
+    stack: contextlib.AsyncExitStack,
+    also_ready: dict[str, Callable[[], str | None]],
+) -> tuple[StateView, Backend | None]:
+    """The cluster state (from --manifests, else from the API server, which must have been
+    read before the webhook is ready) and where the trust state is kept, if anywhere."""
+    if conf.manifests:
+        state = _offline_state(conf)
+        return state, FileBackend(conf.trust_state_file) if conf.trust_state_file else None
+    cluster = await stack.enter_async_context(
+        cluster_state(conf.kubeconfig, owner_cache_max_entries=conf.owner_cache_max_entries)
+    )
+    also_ready["cluster state"] = cluster.not_ready
+    if conf.trust_state_configmap:
+        return cluster, _configmap_backend(cluster, conf.trust_state_configmap)
+    return cluster, None
 
 
 def _configmap_backend(cluster: ClusterState, value: str) -> ConfigMapBackend:

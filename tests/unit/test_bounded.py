@@ -143,3 +143,33 @@ def test_a_generation_memo_is_bounded_in_entries_and_age() -> None:
     assert memo.get(0, 1) is None and memo.get(2, 1) == 2
     clock.now += 10.0
     assert memo.get(2, 1) is None
+
+
+def test_peek_answers_without_counting_as_a_use() -> None:
+    clock = ManualClock(0.0)
+    cache: BoundedDict[str, int] = BoundedDict(2, max_age=30.0, clock=clock)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.peek("a") == 1 and "a" in cache
+    assert cache.put("c", 3) == [1]  # "a" was still the least recently used
+    clock.now = 30.0
+    assert cache.peek("b") is None and "b" not in cache
+
+
+def test_items_are_the_live_entries_least_recently_used_first() -> None:
+    clock = ManualClock(0.0)
+    cache: BoundedDict[str, int] = BoundedDict(3, max_age=30.0, clock=clock)
+    cache.put("old", 0)
+    clock.now = 10.0
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.get("a")
+    clock.now = 30.0
+    assert cache.items() == [("b", 2), ("a", 1)]
+
+
+def test_keep_newest_keeps_the_entry_just_stored_whatever_its_size() -> None:
+    cache: BoundedDict[str, bytes] = BoundedDict(10, max_bytes=4, size=len, keep_newest=True)
+    cache.put("a", b"ab")
+    assert cache.put("big", b"0123456789") == [b"ab"]
+    assert cache.get("big") == b"0123456789" and len(cache) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import tomllib
 from pathlib import Path
@@ -33,3 +34,21 @@ def test_every_module_of_the_package_is_placed_in_a_layer():
         return any(".".join(parts[:n]) in layered for n in range(2, len(parts) + 1))
 
     assert [m for m in _modules() if not placed(m)] == []
+
+
+PARSERS = {"pod_spec", "workload_kind", "owner_refs", "parse_review", "parse_review_body", "read"}
+"""What reads an AdmissionReview's documents (admission/)."""
+
+
+def test_deciding_parses_nothing():
+    """The readers hand the enforcer a complete request (its pod spec, or why it cannot be
+    checked), so decide/ imports none of their parsing functions."""
+    decide = Path(portieris_webhook.__file__).parent / "decide"
+    imported = {
+        (path.name, alias.name)
+        for path in decide.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("portieris_webhook")
+        for alias in node.names
+    }
+    assert [found for found in sorted(imported) if found[1] in PARSERS] == []

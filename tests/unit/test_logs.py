@@ -200,3 +200,16 @@ def test_an_info_line_below_the_level_is_not_written():
     finally:
         logger.setLevel(logging.NOTSET)
     assert stream.getvalue() == ""
+
+
+def test_logging_to_a_stream_logs_as_serve_does_and_then_leaves_the_root_as_it_was():
+    """What the benchmarks use: serve's handler (logs.configure) writing to a file."""
+    logger = logging.getLogger("portieris_webhook.decision")
+    saved = logging.root.handlers[:], logging.root.level
+    stream = io.StringIO()
+    with logs.logging_to(stream):
+        [handler] = logging.root.handlers
+        assert logs._only_handler(logger) is handler  # as `configure` leaves it
+        info_line(logger, "to the file")
+    assert stream.getvalue().endswith(" INFO portieris_webhook.decision: to the file\n")
+    assert (logging.root.handlers, logging.root.level) == saved

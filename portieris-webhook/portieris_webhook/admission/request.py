@@ -43,8 +43,13 @@ class AdmissionRequest(NamedTuple):
     owners: tuple[OwnerRef, ...] = ()
     sub_resource: str = ""
     spec: PodSpec | None = None
-    """The pod spec, when the typed reader (typed.py) read it with the review; else the
-    Enforcer reads it from `object`."""
+    """The pod spec of the object of a checked operation (CHECKED_OPERATIONS), as both
+    readers read it with the review; None when the operation is not checked, or when the
+    object cannot be checked (`uncheckable` says why)."""
+    uncheckable: str = ""
+    """Why a well-formed object of a checked operation cannot be checked (a kind portieris
+    does not know, a container without an image): it is denied with this reason. A
+    malformed one never becomes a request: the readers raise InvalidAdmissionReview."""
 
     @property
     def display_name(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from portieris_webhook.admission import typed
-from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.admission.owners import owner_refs
 from portieris_webhook.admission.request import (
     API_VERSION,
     CHECKED_OPERATIONS,
@@ -21,7 +21,8 @@ from portieris_webhook.admission.request import (
     request_name,
     request_namespace,
 )
-from portieris_webhook.errors import InvalidAdmissionReview
+from portieris_webhook.admission.workloads import PodSpec, pod_spec, workload_kind
+from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
 from portieris_webhook.kits.nesting import check_depth
 
 
@@ -120,18 +121,17 @@ def _string(data: Mapping[str, Any], key: str, what: str, *, required: bool = Tr
 
 
 def parse_review(document: Any) -> AdmissionRequest:
-    """Validate an AdmissionReview v1 document and extract what a decision needs."""
+    """Validate an AdmissionReview v1 document and extract what a decision needs, with the
+    pod spec of a checked operation's object or the reason it cannot be checked.
+
+    InvalidAdmissionReview for a malformed review, and for a malformed pod spec: only a
+    document that did not come from an API server has one.
+    """
     # `typed` is None only where tests/unit/test_typed_review.py reads field by field alone.
     read = typed.read(document) if typed is not None else None
     if read is not None:
         return read
-    review = _mapping(document, "AdmissionReview")
-    if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
-        raise InvalidAdmissionReview(
-            f"expected apiVersion {API_VERSION} kind {KIND}, got "
-            f"{review.get('apiVersion')!r} {review.get('kind')!r}"
-        )
-    request = _mapping(review.get("request"), "request")
+    request = _request(document)
     uid = _string(request, "uid", "request")
     gvk = _mapping(request.get("kind"), "request.kind")
     operation = _string(request, "operation", "request")
@@ -139,42 +139,63 @@ def parse_review(document: Any) -> AdmissionRequest:
         raise InvalidAdmissionReview(
             f"request.operation {operation!r} is not one of {', '.join(OPERATIONS)}"
         )
-    obj = request.get("object")
-    if obj is not None:
-        obj = _mapping(obj, "request.object")
-    elif operation in CHECKED_OPERATIONS:
-        raise InvalidAdmissionReview(f"request.object is required for {operation}")
+    obj = _object(request, operation)
     metadata = _mapping(obj.get("metadata") or {}, "request.object.metadata") if obj else {}
     namespace = _string(request, "namespace", "request", required=False)
     name = _string(request, "name", "request", required=False)
+    group = _string(gvk, "group", "request.kind", required=False)
+    version = _string(gvk, "version", "request.kind")
+    kind = _string(gvk, "kind", "request.kind")
+    namespace = request_namespace(namespace, metadata.get("namespace"))
+    name = request_name(name, metadata.get("name"), metadata.get("generateName"))
+    owners = owner_refs(metadata.get("ownerReferences"))
+    sub_resource = _string(request, "subResource", "request", required=False)
+    spec, uncheckable = None, ""
+    if obj is not None and operation in CHECKED_OPERATIONS:
+        spec, uncheckable = _pod_spec_or_why(obj, group, version, kind)
     return AdmissionRequest(
         uid=uid,
-        group=_string(gvk, "group", "request.kind", required=False),
-        version=_string(gvk, "version", "request.kind"),
-        kind=_string(gvk, "kind", "request.kind"),
-        namespace=request_namespace(namespace, metadata.get("namespace")),
-        name=request_name(name, metadata.get("name"), metadata.get("generateName")),
+        group=group,
+        version=version,
+        kind=kind,
+        namespace=namespace,
+        name=name,
         operation=operation,
         object=obj,
-        owners=_owner_refs(metadata),
-        sub_resource=_string(request, "subResource", "request", required=False),
+        owners=owners,
+        sub_resource=sub_resource,
+        spec=spec,
+        uncheckable=uncheckable,
     )
 
 
-def _owner_refs(metadata: Mapping[str, Any]) -> tuple[OwnerRef, ...]:
-    refs = metadata.get("ownerReferences") or []
-    if not isinstance(refs, list):
-        raise InvalidAdmissionReview("metadata.ownerReferences must be a list")
-    owners = []
-    for index, ref in enumerate(refs):
-        ref = _mapping(ref, f"metadata.ownerReferences[{index}]")
-        what = f"metadata.ownerReferences[{index}]"
-        owners.append(
-            OwnerRef(
-                api_version=_string(ref, "apiVersion", what),
-                kind=_string(ref, "kind", what),
-                name=_string(ref, "name", what),
-                uid=_string(ref, "uid", what),
-            )
+def _request(document: Any) -> Mapping[str, Any]:
+    """The request of an AdmissionReview v1 document."""
+    review = _mapping(document, "AdmissionReview")
+    if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
+        raise InvalidAdmissionReview(
+            f"expected apiVersion {API_VERSION} kind {KIND}, got "
+            f"{review.get('apiVersion')!r} {review.get('kind')!r}"
         )
-    return tuple(owners)
+    return _mapping(review.get("request"), "request")
+
+
+def _object(request: Mapping[str, Any], operation: str) -> Mapping[str, Any] | None:
+    """The request's object, which a checked operation must have."""
+    obj = request.get("object")
+    if obj is not None:
+        return _mapping(obj, "request.object")
+    if operation in CHECKED_OPERATIONS:
+        raise InvalidAdmissionReview(f"request.object is required for {operation}")
+    return None
+
+
+def _pod_spec_or_why(
+    obj: Mapping[str, Any], group: str, version: str, kind: str
+) -> tuple[PodSpec | None, str]:
+    """The pod spec of `obj`, or why it cannot be checked (a kind portieris does not know,
+    a container without an image); InvalidAdmissionReview if it is malformed."""
+    try:
+        return pod_spec(obj, workload_kind(group, version, kind)), ""
+    except UncheckableObject as exc:
+        return None, str(exc)

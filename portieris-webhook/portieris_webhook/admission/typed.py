@@ -2,13 +2,14 @@
 
 A review from an API server that creates or updates a workload portieris checks has one
 shape; msgspec converts the decoded document into the structs below in compiled code, and
-`read` builds from them what review.parse_review and workloads.pod_spec would, with the
-same defaulting helpers (request_namespace, request_name, service_account, the JSON
-pointers of workloads.py). Anything else (another operation or kind, a field of the wrong
-type, a required field missing, a container without an image) makes `read` return None,
-and the field-by-field reader decides, with its own messages: so the typed pass never
-changes an answer, it only skips work when there is nothing to say
-(tests/unit/test_typed_review.py checks both agree).
+`read` builds from them what review.parse_review would (the request with its pod spec),
+with the same defaulting helpers (request_namespace, request_name, service_account, the
+JSON pointers of workloads.py) and the same reading of owner references
+(owners.owner_refs). Anything else (another operation or kind, a field of the wrong type,
+a required field missing, a container without an image) makes `read` return None, and the
+field-by-field reader decides, with its own messages: so the typed pass never changes an
+answer, it only skips work when there is nothing to say (tests/unit/test_typed_review.py
+checks both agree).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from portieris_webhook.admission.owners import OwnerRef
+from portieris_webhook.admission.owners import owner_refs
 from portieris_webhook.admission.request import (
     API_VERSION,
     CHECKED_OPERATIONS,
@@ -36,7 +37,7 @@ from portieris_webhook.admission.workloads import (
     volume_image_pointer,
     workload_kind,
 )
-from portieris_webhook.errors import UncheckableObject
+from portieris_webhook.errors import InvalidAdmissionReview, UncheckableObject
 
 
 class _Container(msgspec.Struct):
@@ -86,18 +87,10 @@ class _ObjectSpec(_PodSpec):
     jobTemplate: _JobTemplate | None = None
 
 
-class _OwnerRef(msgspec.Struct):
-    apiVersion: str | None = None
-    kind: str | None = None
-    name: str | None = None
-    uid: str | None = None
-
-
 class _Metadata(msgspec.Struct):
     name: str | None = None
     generateName: str | None = None
     namespace: str | None = None
-    ownerReferences: list[_OwnerRef] | None = None
 
 
 class _Object(msgspec.Struct):
@@ -153,14 +146,15 @@ def read(document: Any) -> AdmissionRequest | None:
         or not gvk.kind
     ):
         return None
+    raw_object = document["request"]["object"]
+    # The owner references are read from the document, by the field-by-field reader's helper.
+    raw_owners = raw_object["metadata"].get("ownerReferences") if obj.metadata else None
     metadata = obj.metadata or _Metadata()
-    owners = _owners(metadata)
-    if owners is None:
-        return None
     group = gvk.group or ""
     try:
+        owners = owner_refs(raw_owners)
         spec = _pod_spec(obj, workload_kind(group, gvk.version, gvk.kind))
-    except (UncheckableObject, _Unread):
+    except (InvalidAdmissionReview, UncheckableObject, _Unread):
         return None
     return AdmissionRequest(
         uid=request.uid,
@@ -170,21 +164,11 @@ def read(document: Any) -> AdmissionRequest | None:
         namespace=request_namespace(request.namespace, metadata.namespace),
         name=request_name(request.name, metadata.name, metadata.generateName),
         operation=request.operation,
-        object=document["request"]["object"],
+        object=raw_object,
         owners=owners,
         sub_resource=request.subResource or "",
         spec=spec,
     )
-
-
-def _owners(metadata: _Metadata) -> tuple[OwnerRef, ...] | None:
-    """The owner references, or None if one lacks a field."""
-    found = []
-    for ref in metadata.ownerReferences or ():
-        if not (ref.apiVersion and ref.kind and ref.name and ref.uid):
-            return None
-        found.append(OwnerRef(ref.apiVersion, ref.kind, ref.name, ref.uid))
-    return tuple(found)
 
 
 def _pod_spec(obj: _Object, workload: WorkloadKind) -> PodSpec:

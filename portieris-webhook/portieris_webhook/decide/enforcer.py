@@ -1,11 +1,11 @@
 """Per-request orchestration: which images, which policy, which verifiers, what answer.
 
-For one AdmissionRequest: find the pod spec, dedupe the images (at most
---max-images-per-admission of them), answer from the pod answers memo when every image was
-decided before without verifying, else evaluate each distinct image (evaluation.py) and
-turn the results into one allow (with a JSON patch pinning digests, except for the child
-of an owner that really exists and runs only its owner's template images) or one deny
-listing every failing image (outcome.py).
+For one AdmissionRequest, which the reader (admission/review.py) hands over with its pod
+spec already read: dedupe the images (at most --max-images-per-admission of them), answer
+from the pod answers memo when every image was decided before without verifying, else
+evaluate each distinct image (evaluation.py) and turn the results into one allow (with a
+JSON patch pinning digests, except for the child of an owner that really exists and runs
+only its owner's template images) or one deny listing every failing image (outcome.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from portieris_webhook.admission.request import CHECKED_OPERATIONS, AdmissionRequest
 from portieris_webhook.admission.review import AdmissionResponse
-from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec, pod_spec, workload_kind
+from portieris_webhook.admission.workloads import OWNER_KINDS, PodSpec
 from portieris_webhook.cluster.state import StateView
 from portieris_webhook.config.settings import Settings
 from portieris_webhook.decide import outcome
@@ -56,17 +56,17 @@ class Enforcer:
         generation of the cluster state; used while its cached allows are still answered."""
 
     async def decide(self, request: AdmissionRequest) -> Decision:
-        """The answer to `request`; InvalidAdmissionReview if its object is malformed."""
+        """The answer to `request`, as a reader (admission/review.py) made it."""
         if request.operation not in CHECKED_OPERATIONS or request.object is None:
             return outcome.allow(request, f"operation {request.operation} is not checked")
-        # A malformed pod spec raises InvalidAdmissionReview out of here (HTTP 400): only
-        # a document that did not come from an API server has one. A well-formed object
-        # that cannot be checked (a kind portieris does not know, too many images) is
-        # denied, saying why.
+        # The reader read the pod spec (a malformed one never gets here: HTTP 400). A
+        # well-formed object that cannot be checked (a kind portieris does not know, a
+        # container without an image, too many images) is denied, saying why.
+        spec = request.spec
+        if spec is None:
+            kinds = (UncheckableObject.deny_kind,)
+            return outcome.deny(request, request.uncheckable, (), kinds)
         try:
-            spec = request.spec or pod_spec(
-                request.object, workload_kind(request.group, request.version, request.kind)
-            )
             distinct = self._distinct_images(spec)
         except UncheckableObject as exc:
             return outcome.deny(request, str(exc), (), (exc.deny_kind,))

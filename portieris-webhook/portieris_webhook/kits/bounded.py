@@ -5,7 +5,9 @@ answers of registries and signature stores) is one of these, so no client can gr
 webhook's memory by naming new things. Optionally an entry also expires `max_age` seconds
 after it was stored (it is then never returned, and is dropped when met), and the entries
 together may hold at most `max_bytes` as measured by `size` (of a value) plus `key_size` (of
-its key): a key that holds request text counts as much as a value does.
+its key): a key that holds request text counts as much as a value does. A cache whose entries
+must live `max_age` from their last use, or be measured again after they change, stores them
+again on each use (as trust/cache.py does).
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ class BoundedDict(Generic[K, V]):
         size: Callable[[V], int] | None = None,
         key_size: Callable[[K], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        keep_newest: bool = False,
     ) -> None:
+        """`keep_newest`: the entry just stored is never the one dropped, even when it alone
+        is over `max_bytes` (for values that cannot simply be loaded again)."""
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         if max_bytes is not None and size is None and key_size is None:
@@ -48,11 +53,17 @@ class BoundedDict(Generic[K, V]):
         self._size = size
         self._key_size = key_size
         self._clock = clock
+        self._floor = 1 if keep_newest else 0
         self._data: OrderedDict[K, _Slot[V]] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether `key` is kept and not expired (does not count as a use)."""
+        slot = self._data.get(key)  # type: ignore[arg-type]
+        return slot is not None and not self._expired(slot, self._clock())
 
     @property
     def bytes(self) -> int:
@@ -73,11 +84,24 @@ class BoundedDict(Generic[K, V]):
         self._data.move_to_end(key)
         return slot.value
 
+    def peek(self, key: K) -> V | None:
+        """The value of `key`, or None when absent or expired; unlike `get`, not a use: its
+        place among the least recently used stays."""
+        slot = self._data.get(key)
+        if slot is None or self._expired(slot, self._clock()):
+            return None
+        return slot.value
+
+    def items(self) -> list[tuple[K, V]]:
+        """The entries not expired, least recently used first (not a use)."""
+        now = self._clock()
+        return [(k, slot.value) for k, slot in self._data.items() if not self._expired(slot, now)]
+
     def put(self, key: K, value: V) -> list[V]:
         """Store `value`; return the values dropped to stay within the bounds (oldest first).
 
         An entry larger than `max_bytes` on its own is not kept (its value is returned as
-        dropped).
+        dropped), unless the dict was made to `keep_newest`.
         """
         if key in self._data:
             self._remove(key)
@@ -88,7 +112,7 @@ class BoundedDict(Generic[K, V]):
         self._data[key] = _Slot(value, now, size)
         self._bytes += size
         dropped = []
-        while self._data and (
+        while len(self._data) > self._floor and (
             len(self._data) > self.max_entries
             or (self.max_bytes is not None and self._bytes > self.max_bytes)
             or self._expired(next(iter(self._data.values())), now)

@@ -9,11 +9,13 @@ indents the lines of a traceback so none of them can pass for a new record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -211,8 +213,15 @@ def _only_handler(logger: logging.Logger) -> BatchingStreamHandler | None:
     return handler
 
 
-def configure(level: str) -> None:
-    """Log records at `level` and above to standard error, one line each.
+def one_line_handler(stream: TextIO) -> BatchingStreamHandler:
+    """The handler `serve` logs through: records in batches, one line each in FORMAT."""
+    handler = BatchingStreamHandler(stream)
+    handler.setFormatter(OneLineFormatter(FORMAT))
+    return handler
+
+
+def configure(level: str, stream: TextIO | None = None) -> None:
+    """Log records at `level` and above to `stream` (standard error), one line each.
 
     FORMAT shows no source location, thread or process, so records do not collect them
     (the logging HOWTO's "Optimization"): the caller's frame is not looked up per record.
@@ -223,6 +232,23 @@ def configure(level: str) -> None:
     logging.logMultiprocessing = False
     if logging.root.handlers:  # configured already: basicConfig would change nothing
         return
-    handler = BatchingStreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler = one_line_handler(stream or sys.stderr)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
+
+
+@contextlib.contextmanager
+def logging_to(stream: TextIO, level: str = "INFO") -> Iterator[None]:
+    """Within the block, log as `serve` does (`configure`) but to `stream`, in place of the
+    root logger's handlers (the benchmarks write the decision log to a file this way);
+    after it, the handler is closed and the root logger is as it was."""
+    root = logging.root
+    handlers, previous_level = root.handlers[:], root.level
+    root.handlers[:] = []
+    configure(level, stream)
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(previous_level)

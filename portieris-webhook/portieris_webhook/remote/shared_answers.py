@@ -9,7 +9,7 @@ tag or digest, and the identity of the credentials used):
   request that gives up at its own deadline does not cancel it for the others;
 - a load that fails with a VerificationError is remembered for `failure_ttl` seconds as
   its class and message only (never the exception, whose traceback would keep every
-  frame's locals alive), unless the failure belongs to the asker (errors.askers_own):
+  frame's locals alive; `shared_failure`), unless it belongs to the asker (errors.askers_own):
   refused credentials (AccessRefused, though the key holds the credentials anyway) or a
   spent read budget (ReadBudgetExhausted), which say nothing about the next request;
 - an answer the cache is told is `brief` (a signature store that has no signature yet)
@@ -60,6 +60,17 @@ class Failure:
 
     def error(self) -> VerificationError:
         return self.kind(self.message)
+
+
+def shared_failure(error: BaseException) -> Failure | None:
+    """What a failed load may tell the other askers of its key while it is remembered: its
+    class and message, cut to MAX_FAILURE_MESSAGE (never the exception, whose traceback would
+    keep every frame's locals alive). None for what no cache shares: a failure of the asker's
+    own (errors.askers_own), or anything but a VerificationError (a bug, a cancellation).
+    The one rule of every cache of remote answers (this one, trust/cache.py)."""
+    if not isinstance(error, VerificationError) or askers_own(error):
+        return None
+    return Failure(type(error), str(error)[:MAX_FAILURE_MESSAGE])
 
 
 def _unit_size(_value: object) -> int:
@@ -176,9 +187,9 @@ class SharedAnswers(Generic[K, V]):
         return answer
 
     def _remember_failure(self, key: K, error: VerificationError) -> None:
-        if self.limits.failure_ttl <= 0 or askers_own(error):
-            return
-        self._failures.put(key, Failure(type(error), str(error)[:MAX_FAILURE_MESSAGE]))
+        failure = shared_failure(error) if self.limits.failure_ttl > 0 else None
+        if failure is not None:
+            self._failures.put(key, failure)
 
     def _settled(self, key: K, done: asyncio.Future[V]) -> None:
         if self._inflight.get(key) is done:

@@ -131,7 +131,7 @@ class WebhookApp:
             return self._bad_request(f"malformed AdmissionReview: {exc}")
         try:
             decision = await self.enforcer.decide(review)
-        except InvalidAdmissionReview as exc:  # a malformed object found while deciding
+        except InvalidAdmissionReview as exc:  # found while deciding, after the reader's checks
             return self._bad_request(f"malformed AdmissionReview: {exc}")
         except Exception as exc:  # fail closed with an answer the user can read, never a 500
             LOG.exception("internal error deciding %s", review.display_name)
@@ -215,22 +215,7 @@ async def running(
         ]
         if metrics_port:
             listeners.append((webhook.metrics_request_handler(), metrics_port, None))
-        urls = []
-        for handler, app_port, context in listeners:
-            # Compressed bodies are refused by the handler, never inflated.
-            web_server = web.Server(
-                connections.tracking(handler),
-                access_log=None,
-                auto_decompress=False,
-                logger=HTTP_LOG,
-            )
-            runner = web.ServerRunner(web_server)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            assert runner.server is not None
-            server = await connections.listen(runner.server, host, app_port, context)
-            stack.callback(server.close)
-            urls.append(f"{'https' if context else 'http'}://{host}:{app_port}")
+        urls = [await _listen(stack, connections, host, *listener) for listener in listeners]
         for task in (
             tls.watch(cert_reload_interval),
             _summarise(
@@ -240,6 +225,31 @@ async def running(
             stack.callback(asyncio.create_task(task).cancel)
         LOG.info("listening on %s", ", ".join(urls))
         yield Serving(urls, webhook, connections)
+
+
+async def _listen(
+    stack: contextlib.AsyncExitStack,
+    connections: Connections,
+    host: str,
+    handler: RequestHandler,
+    port: int,
+    context: ssl.SSLContext | None,
+) -> str:
+    """Serve `handler` on host:port until `stack` closes; its URL."""
+    # Compressed bodies are refused by the handler, never inflated.
+    web_server = web.Server(
+        connections.tracking(handler),
+        access_log=None,
+        auto_decompress=False,
+        logger=HTTP_LOG,
+    )
+    runner = web.ServerRunner(web_server)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    assert runner.server is not None
+    server = await connections.listen(runner.server, host, port, context)
+    stack.callback(server.close)
+    return f"{'https' if context else 'http'}://{host}:{port}"
 
 
 class _Throttle(logging.Filter):

@@ -14,7 +14,7 @@ The Verdict names the manifest digest, so the enforcer pins the image to it
 and compares it with what Notary trust verified.
 
 The warm path: which digest a tag names, and which signatures a store holds for a
-digest, are reused for `Settings.simple_refresh` seconds (freshness.SharedAnswers),
+digest, are reused for `Settings.simple_refresh` seconds (shared_answers.SharedAnswers),
 keyed by the URL asked and the identity of the credentials used, so a pull secret's
 answer is never handed to a request with other credentials; concurrent identical
 reads share one call; failed reads are remembered for `simple_failure_ttl` seconds
@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from portieris_webhook.cluster.state import StateView
 from portieris_webhook.errors import RemoteError, SecretError, VerificationError
 from portieris_webhook.policy.model import (
     INSECURE_ACCEPT_ANYTHING,
@@ -131,6 +132,39 @@ def signature_problem(
     return None
 
 
+def signature_store(
+    auth: AuthenticatedClient,
+    state: StateView,
+    check: ImageCheck,
+    credentials: Sequence[RegistryCredential],
+) -> SignatureStore:
+    """Where the signatures of `check`'s image are read: the policy's lookaside store (with
+    the store secret's credentials), else the registry's signature extension."""
+    simple = check.policy.simple
+    if not simple.store_url:
+        return RegistryExtensionStore(auth, credentials)
+    return LookasideStore(auth, simple.store_url, store_credentials(state, check))
+
+
+def store_credentials(state: StateView, check: ImageCheck) -> StoreCredentials | None:
+    """The credentials the policy's store secret holds (None without one); SecretError if it
+    is missing or does not hold them."""
+    name = check.policy.simple.store_secret
+    if not name:
+        return None
+    secret = state.secret(check.namespace, name)
+    where = f"store secret {check.namespace}/{name}"
+    if secret is None:
+        raise SecretError(f"simple signing: {where} does not exist")
+    username, password = secret.data.get("username"), secret.data.get("password")
+    if not username or password is None:
+        raise SecretError(f"simple signing: {where} must hold `username` and `password`")
+    try:
+        return StoreCredentials(username.decode(), password.decode())
+    except UnicodeDecodeError as exc:
+        raise SecretError(f"simple signing: {where}: `username`/`password` are not UTF-8") from exc
+
+
 class SimpleVerifier(Verifier):
     name = "simple"
 
@@ -206,7 +240,7 @@ class SimpleVerifier(Verifier):
         credentials = credentials_for_host(
             self.context.state, check.namespace, check.pull_secrets, check.image.domain
         )
-        store = self._store(check, credentials)
+        store = signature_store(self.auth, self.context.state, check, credentials)
         loaded = await asyncio.gather(*(self._load(check, i, r) for i, r in signed_by))
         manifest, manifest_age = await self._resolve(check, credentials)
         signatures, signatures_age = await self._signatures(check, store, manifest.digest)
@@ -283,32 +317,6 @@ class SimpleVerifier(Verifier):
         except SecretError as exc:
             raise SecretError(f"simple signing {label}: {exc}") from exc
         return SignedByRequirement(label, requirement, ring)
-
-    def _store(
-        self, check: ImageCheck, credentials: Sequence[RegistryCredential]
-    ) -> SignatureStore:
-        simple = check.policy.simple
-        if not simple.store_url:
-            return RegistryExtensionStore(self.auth, credentials)
-        return LookasideStore(self.auth, simple.store_url, self._store_credentials(check))
-
-    def _store_credentials(self, check: ImageCheck) -> StoreCredentials | None:
-        name = check.policy.simple.store_secret
-        if not name:
-            return None
-        secret = self.context.state.secret(check.namespace, name)
-        where = f"store secret {check.namespace}/{name}"
-        if secret is None:
-            raise SecretError(f"simple signing: {where} does not exist")
-        username, password = secret.data.get("username"), secret.data.get("password")
-        if not username or password is None:
-            raise SecretError(f"simple signing: {where} must hold `username` and `password`")
-        try:
-            return StoreCredentials(username.decode(), password.decode())
-        except UnicodeDecodeError as exc:
-            raise SecretError(
-                f"simple signing: {where}: `username`/`password` are not UTF-8"
-            ) from exc
 
     async def _requirement(
         self,

@@ -6,15 +6,14 @@ fetching only what changed) and every concurrent request for the same GUN
 waits for that one refresh. The refresh runs shielded, so a request that
 gives up at its own deadline does not cancel it for the others.
 
-Memory is bounded whatever clients ask for. Repositories are kept in
-least-recently-used order, at most `max_entries` of them and `max_bytes` of
-raw metadata, and one unused for `max_age` seconds is forgotten (its first
-root and the versions seen are then learnt again, as after a restart). A
-failed refresh (unless the failure is the asking request's own: errors.askers_own)
-is remembered for `failure_ttl` seconds as its error class and message only
-(never the exception, whose traceback would keep every frame's locals alive)
-in a separate, equally bounded table, so failing lookups never push verified
-repositories out.
+Memory is bounded whatever clients ask for, by the bounded parts every cache fed by
+request data is built from (kits/bounded.py). Repositories are kept in least-recently-used
+order, at most `max_entries` of them and `max_bytes` of raw metadata, and one unused for
+`max_age` seconds is forgotten (its first root and the versions seen are then learnt again,
+as after a restart). A failed refresh is remembered for `failure_ttl` seconds as its error
+class and message only, unless no cache may share it (remote/shared_answers.shared_failure:
+the one rule, errors.askers_own), in a separate, equally bounded table, so failing lookups
+never push verified repositories out.
 
 With a TrustMemory (the persisted trust state, trust/state_store.py), what is
 forgotten is not lost: a repository's state starts from the stored root and
@@ -29,12 +28,13 @@ import asyncio
 import datetime
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portieris_webhook.errors import RemoteError, VerificationError, askers_own
+from portieris_webhook.errors import RemoteError
+from portieris_webhook.kits.bounded import BoundedDict
+from portieris_webhook.remote import shared_answers
 from portieris_webhook.trust.persisted import GunRecord, Reconcile, reconcile, seed
 from portieris_webhook.trust.trusted_set import TrustData
 from portieris_webhook.trust.updater import GunState
@@ -43,7 +43,6 @@ LOG = logging.getLogger(__name__)
 
 Loader = Callable[[GunState, datetime.datetime], Awaitable[TrustData]]
 Key = tuple[str, str]
-MAX_FAILURE_MESSAGE = 1024
 
 
 class TrustMemory(Protocol):
@@ -71,15 +70,11 @@ class CacheLimits:
 
 
 @dataclass(frozen=True)
-class Failure:
-    """A failed refresh as remembered: the error class and message, nothing else."""
+class Failure(shared_answers.Failure):
+    """A failed refresh as remembered (shared_answers.shared_failure: the error class and
+    message, nothing else), and when it is forgotten."""
 
-    kind: type[VerificationError]
-    message: str
     expires_at: float
-
-    def error(self) -> VerificationError:
-        return self.kind(self.message)
 
 
 @dataclass(frozen=True)
@@ -89,16 +84,30 @@ class CacheStats:
     failures: int
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
-    used_at: float
     state: GunState = field(default_factory=GunState)
     inflight: asyncio.Future[TrustData] | None = None
-    size: int = 0
-    """Raw metadata bytes of `state.data`, as counted toward max_bytes."""
+
+    def size(self) -> int:
+        """Raw metadata bytes of `state.data`, as counted toward max_bytes."""
+        data = self.state.data
+        return sum(len(raw) for raw in data.raw.values()) if data is not None else 0
 
 
 class TrustCache:
+    """Trust data per (server, GUN), on BoundedDicts (entries, bytes, age; failures apart).
+
+    The loading is its own, not a remote.shared_answers.SharedAnswers: what a refresh starts
+    from is the repository's state (its first-use root, the versions seen), kept, reported to
+    the TrustMemory and reconciled with what other replicas stored long after its data stops
+    being fresh, and refreshed in place; data is fresh for the refresh interval only while no
+    role has expired; and concurrent requests share a refresh even with a refresh interval of
+    0 (where SharedAnswers would load for each). So each entry holds its state and its refresh
+    in flight, and is stored again in `_entries` on each use: max_age counts from the last
+    use, and its size is measured again.
+    """
+
     def __init__(
         self,
         refresh_interval: float,
@@ -111,14 +120,23 @@ class TrustCache:
         self.memory = memory
         self.refresh_interval = refresh_interval
         self.clock = clock
-        self.limits = limits or CacheLimits()
+        self.limits = limits = limits or CacheLimits()
         self.monotonic = monotonic
-        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._entries: BoundedDict[Key, _Entry] = BoundedDict(
+            limits.max_entries,
+            max_age=limits.max_age,
+            max_bytes=limits.max_bytes,
+            size=_Entry.size,
+            clock=monotonic,
+            keep_newest=True,  # a repository just verified stays, whatever its size
+        )
         """Repositories with verified data, least recently used first."""
         self._pending: dict[Key, _Entry] = {}
-        """First lookups in flight: they join `_entries` only once verified."""
-        self._failures: OrderedDict[Key, Failure] = OrderedDict()
-        self._bytes = 0
+        """First lookups in flight: they join `_entries` only once verified (as many at most
+        as requests in flight)."""
+        self._failures: BoundedDict[Key, Failure] = BoundedDict(
+            limits.max_entries, max_age=limits.failure_ttl, clock=monotonic
+        )
         self.refreshes = 0
         """How many refreshes ran (for tests)."""
 
@@ -127,36 +145,35 @@ class TrustCache:
         return key in self._entries
 
     def stats(self) -> CacheStats:
-        return CacheStats(len(self._entries), self._bytes, len(self._failures))
+        return CacheStats(len(self._entries), self._entries.bytes, len(self._failures))
 
     def state(self, server: str, gun: str) -> GunState | None:
-        entry = self._entries.get((server, gun))
+        entry = self._entries.peek((server, gun))
         return entry.state if entry is not None else None
 
     def age(self, server: str, gun: str) -> float:
         """Seconds since the trust data of `gun` was last checked with the server (0 if
         there is none)."""
-        entry = self._entries.get((server, gun))
+        entry = self._entries.peek((server, gun))
         if entry is None or entry.state.data is None:
             return 0.0
         return max(0.0, self.monotonic() - entry.state.checked_at)
 
     def failure(self, server: str, gun: str) -> Failure | None:
         """The remembered failure of the last refresh, while it has not expired."""
-        self._forget_old(self.monotonic())
-        return self._failures.get((server, gun))
+        return self._failures.peek((server, gun))
 
     def fresh(self, server: str, gun: str) -> TrustData | None:
         """Cached data that may be used now without asking the server, if any."""
-        now = self.monotonic()
-        self._forget_old(now)
-        entry = self._entries.get((server, gun))
+        key = (server, gun)
+        entry = self._entries.peek(key)
         if entry is None or entry.state.data is None:
             return None
         data = entry.state.data
-        if now - entry.state.checked_at >= self.refresh_interval or self.clock() >= data.expires:
+        stale = self.monotonic() - entry.state.checked_at >= self.refresh_interval
+        if stale or self.clock() >= data.expires:
             return None
-        self._touch((server, gun), entry, now)
+        self._entries.put(key, entry)  # used: the most recently, kept max_age from now
         return data
 
     # --- loading -------------------------------------------------------------
@@ -166,14 +183,14 @@ class TrustCache:
         if cached is not None:
             return cached
         key = (server, gun)
-        entry = self._entries.get(key) or self._pending.get(key)
+        entry = self._entries.peek(key) or self._pending.get(key)
         if entry is None or entry.inflight is None:
-            failure = self._failures.get(key)
+            failure = self._failures.peek(key)
             if failure is not None:
                 raise failure.error()
         if entry is None:
             state = self.memory.seed(server, gun) if self.memory else GunState()
-            entry = self._pending[key] = _Entry(used_at=self.monotonic(), state=state)
+            entry = self._pending[key] = _Entry(state)
         if entry.inflight is None:
             entry.inflight = asyncio.ensure_future(self._refresh(key, entry, load))
             entry.inflight.add_done_callback(_consume)
@@ -191,50 +208,40 @@ class TrustCache:
         state = entry.state
         try:
             data = await load(state, self.clock())
-        except VerificationError as exc:
+        except BaseException as exc:
             self._failed(key, entry, exc)
-            raise
-        except BaseException:
-            self._failed(key, entry, None)
             raise
         entry.inflight = None
         if entry.state is not state:
             return data  # reconciled meanwhile: verified from a root no longer trusted, not kept
-        entry.state.data = data
-        entry.state.checked_at = self.monotonic()
+        state.data = data
+        state.checked_at = self.monotonic()
         if self.memory is not None:
-            self.memory.observe(*key, entry.state)
+            self.memory.observe(*key, state)
         if self._pending.get(key) is entry:
             del self._pending[key]
-            self._entries[key] = entry
-        if self._entries.get(key) is entry:  # not evicted meanwhile
-            size = sum(len(raw) for raw in data.raw.values())
-            self._bytes += size - entry.size
-            entry.size = size
-            self._touch(key, entry, entry.state.checked_at)
+            self._entries.put(key, entry)
+        elif self._entries.peek(key) is entry:  # not evicted meanwhile: used, and measured
+            self._entries.put(key, entry)
         return data
 
-    def _failed(self, key: Key, entry: _Entry, error: VerificationError | None) -> None:
+    def _failed(self, key: Key, entry: _Entry, error: BaseException) -> None:
         entry.inflight = None
         if self._pending.get(key) is entry:
             del self._pending[key]  # nothing verified to keep
-        if error is None or self.limits.failure_ttl <= 0:
+        if self.limits.failure_ttl <= 0:
             return
-        if askers_own(error):
-            return  # refused credentials or a spent read budget: not an answer for others
-        expires_at = self.monotonic() + self.limits.failure_ttl
-        message = str(error)[:MAX_FAILURE_MESSAGE]
-        self._failures[key] = Failure(type(error), message, expires_at)
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.limits.max_entries:
-            self._failures.popitem(last=False)
+        shared = shared_answers.shared_failure(error)
+        if shared is not None:
+            expires_at = self.monotonic() + self.limits.failure_ttl
+            self._failures.put(key, Failure(shared.kind, shared.message, expires_at))
 
     # --- the persisted state ---------------------------------------------------
     def reconcile(self, records: Mapping[Key, GunRecord]) -> None:
         """Bring cached repositories in line with the stored records (persisted.reconcile):
         adopt a root trusted first elsewhere, forget a repository an operator reset."""
-        for table in (self._entries, self._pending):
-            for key, entry in list(table.items()):
+        for cached, table in ((True, self._entries.items()), (False, list(self._pending.items()))):
+            for key, entry in table:
                 action = reconcile(entry.state, records.get(key))
                 if action is Reconcile.KEEP:
                     continue
@@ -246,42 +253,12 @@ class TrustCache:
                     if action is Reconcile.FORGET
                     else "another root is trusted in the shared trust state; verifying from it",
                 )
-                if action is Reconcile.FORGET and table is self._entries:
-                    del self._entries[key]
-                    self._bytes -= entry.size
+                if action is Reconcile.FORGET and cached:
+                    self._entries.pop(key)
                     continue
                 entry.state = seed(records.get(key))
-                self._bytes -= entry.size
-                entry.size = 0
-
-    # --- bounds --------------------------------------------------------------
-    def _touch(self, key: Key, entry: _Entry, now: float) -> None:
-        entry.used_at = now
-        self._entries.move_to_end(key)
-        self._evict()
-
-    def _evict(self) -> None:
-        """Drop least recently used entries past the bounds (never the one just used)."""
-        limits = self.limits
-        while len(self._entries) > 1 and (
-            len(self._entries) > limits.max_entries or self._bytes > limits.max_bytes
-        ):
-            _, entry = self._entries.popitem(last=False)
-            self._bytes -= entry.size
-
-    def _forget_old(self, now: float) -> None:
-        """Drop repositories unused for max_age and failures past their time (oldest first)."""
-        while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if now - entry.used_at <= self.limits.max_age:
-                break
-            del self._entries[key]
-            self._bytes -= entry.size
-        while self._failures:
-            key, failure = next(iter(self._failures.items()))
-            if failure.expires_at > now:
-                break
-            del self._failures[key]
+                if cached:
+                    self._entries.put(key, entry)  # measured again: nothing verified from it yet
 
 
 def _consume(future: asyncio.Future[TrustData]) -> None:
