@@ -53,8 +53,13 @@ Run `portieris-webhook COMMAND --help` for the options of a command.
 
 def _parse(command: str, argv: Sequence[str], *groups: Sequence[cfg.Opt]) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
+    # oslo.config's own --shell_completion (the one option spelled with an underscore) would
+    # print a script for oslo's command layout from a template its wheel lacks: not offered.
+    conf.unregister_opt(cfg.ConfigOpts._shell_completion_opt)
+    if argv and argv[0].startswith("--shell_completion"):
+        raise ConfigurationError(f"unrecognized option {argv[0]} (see --help)")
     for opts in groups:
-        conf.register_cli_opts(opts)
+        conf.register_cli_opts([options.shown_in_help(opt, command) for opt in opts])
     # Config files become arguments before oslo.config sees them, so every key is checked
     # (see config_file); and no default files or directories, which it would read unchecked.
     conf(

@@ -35,6 +35,54 @@ def test_every_command_has_help(command):
     assert "--manifests" in result.stdout and "--ca-file" in result.stdout
 
 
+COMMANDS = ["serve", "admit", "verify", "trust-state"]
+
+
+def option_help(command: str) -> dict[str, str]:
+    """Each option of `command --help` and its (unwrapped) help text."""
+    text = run(command, "--help").stdout.split("options:", 1)[1]
+    found: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        match = re.match(r"^  (--[\w-]+)(?: \S+)?\s*(.*)$", line)
+        if match:
+            name = match.group(1)
+            found[name] = match.group(2)
+        elif name:
+            found[name] += " " + line.strip()
+    return found
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_spelled_with_dashes_and_shows_its_default(command):
+    shown = option_help(command)
+    assert not [name for name in shown if "_" in name]
+    for opt in {opt.dest: opt for opts in cli.COMMANDS[command][1] for opt in opts}.values():
+        if opt.default not in (None, [], "") and not opt.positional:
+            assert f"Default: {opt.default}." in " ".join(shown[f"--{opt.name}"].split())
+
+
+@pytest.mark.parametrize("command", ["admit", "verify"])
+def test_one_shot_commands_say_which_options_only_a_running_serve_uses(command):
+    shown = option_help(command)
+    for dest in options.LONG_RUNNING:
+        assert (
+            "No effect on this command, which decides once" in shown[f"--{dest.replace('_', '-')}"]
+        )
+    assert "No effect" not in shown["--ca-file"]
+    assert "No effect" not in option_help("serve")["--decision-cache-max-entries"]
+
+
+def test_trust_state_help_names_no_option_it_lacks():
+    shown = option_help("trust-state")
+    assert "--manifests" not in " ".join(shown.values())
+
+
+def test_oslo_shell_completion_is_not_offered():
+    result = run("verify", "--shell_completion", "bash", "reg.io/app:1")
+    assert result.returncode == 2 and "unrecognized option --shell_completion" in result.stderr
+
+
 def test_no_command_prints_usage_and_fails():
     result = run()
     assert result.returncode == 2 and "commands:" in result.stdout

@@ -9,6 +9,8 @@ Options can also come from an INI file given with --config-file ([DEFAULT] secti
 
 from __future__ import annotations
 
+import copy
+
 from oslo_config import cfg
 
 from portieris_webhook.cluster.kube import (
@@ -139,7 +141,7 @@ VERIFY_OPTS = [
 
 KUBECONFIG_OPT = cfg.StrOpt(
     "kubeconfig",
-    help="Kubeconfig for cluster mode (default: in-cluster config). Ignored with --manifests.",
+    help="Kubeconfig to reach the cluster with (unset: the in-cluster service account).",
 )
 TRUST_STATE_FILE_OPT = cfg.StrOpt(
     "trust-state-file",
@@ -294,6 +296,40 @@ TRUST_STATE_COMMAND_OPTS = [
     TRUST_STATE_CONFIGMAP_OPT,
     KUBECONFIG_OPT,
 ]
+
+
+LONG_RUNNING = frozenset(
+    {
+        "trust_refresh_interval",
+        "simple_refresh_interval",
+        "simple_failure_ttl",
+        "trust_cache_max_entries",
+        "trust_cache_max_bytes",
+        "trust_cache_max_age",
+        "trust_failure_ttl",
+        "decision_cache_max_entries",
+        "trust_state_write_delay",
+        "trust_state_sync_interval",
+    }
+)
+"""Options that only change what a running `serve` does over many admissions (caches,
+windows, shared-state timing). `admit` and `verify` decide once, but accept them so that
+one config file serves every command; their --help says so."""
+
+
+def shown_in_help(opt: cfg.Opt, command: str) -> cfg.Opt:
+    """`opt` as `command --help` shows it: with its default, and for a one-shot command
+    saying when it has no effect there."""
+    text = opt.help or ""
+    if command != "serve" and opt.dest in LONG_RUNNING:
+        text += (
+            " No effect on this command, which decides once (accepted for a shared config file)."
+        )
+    if opt.default not in (None, [], "") and not opt.positional:
+        text += f" Default: {opt.default}."
+    shown = copy.copy(opt)
+    shown.help = text
+    return shown
 
 
 def store_settings_from(conf: cfg.ConfigOpts) -> StoreSettings:
