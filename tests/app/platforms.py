@@ -169,7 +169,16 @@ SIMPLEX = Platform(
     # A platform installed before bootstrap made system-local-ca: the chart's own issuer.
     platform_ca=False,
     other_apps=(CERT_MANAGER, TENANT),
-    user_overrides={"defaultTrustServer": "https://notary.example.com:4443"},
+    user_overrides={
+        "defaultTrustServer": "https://notary.example.com:4443",
+        # A notary root pinned by its certificate (the chart mounts it from a ConfigMap).
+        "pinnedTrustRoots": [
+            {
+                "server": "https://notary.example.com:4443",
+                "certificate": ca("registry.example.com/team-a/app").cert_pem.decode(),
+            }
+        ],
+    },
     user_cas=("team-ca",),
     # No Secret on the platform: the operator's roots alone.
     user_trust_roots=("release-key",),
@@ -181,7 +190,14 @@ DUPLEX = Platform(
     trusted_cas=("harbor-ca", "corporate-ca"),
     platform_ca=True,
     other_apps=(CERT_MANAGER, OIDC, VAULT, TENANT),
-    user_overrides={"webHooks": {"timeoutSeconds": 20}},
+    user_overrides={
+        "webHooks": {"timeoutSeconds": 20},
+        # Notary roots pinned by key ID, for two servers.
+        "pinnedTrustRoots": [
+            {"server": "https://notary.example.com:4443", "keyID": "5e" * 32},
+            {"server": "https://[fd00::5]:4443", "keyID": "a8" * 32},
+        ],
+    },
     # The operator repeats a CA the platform already trusts: it must appear once.
     user_cas=("corporate-ca",),
     # The operator replaces one of the platform's roots.

@@ -21,6 +21,7 @@ import copy
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -445,6 +446,53 @@ def test_webhook_fails_closed_with_the_operators_timeout(applied: Applied) -> No
 def test_namespace_is_labelled_as_a_platform_component_after_apply(applied: Applied) -> None:
     namespace = get(applied.plane, "namespace", NS)
     assert namespace["metadata"]["labels"][COMPONENT_LABEL] == "platform"
+
+
+def test_pinned_notary_roots_of_the_operator_reach_the_webhook(applied: Applied) -> None:
+    """pinnedTrustRoots, given with `system helm-override-update`, become --pinned-trust-root
+    arguments; a certificate pin is mounted from the chart's ConfigMap."""
+    pins = applied.platform.user_overrides["pinnedTrustRoots"]
+    pod = get(applied.plane, "deployment", "portieris", "-n", NS)["spec"]["template"]["spec"]
+    prefix = "--pinned-trust-root="
+    args = [a[len(prefix) :] for a in pod["containers"][0]["args"] if a.startswith(prefix)]
+    assert len(args) == len(pins)
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    for pin, arg in zip(pins, args, strict=True):
+        server, _, root = arg.rpartition("=")
+        assert server == pin["server"]
+        if "keyID" in pin:
+            assert root == pin["keyID"]
+            continue
+        directory, _, key = root.rpartition("/")
+        assert directory == mounts["pinned-trust-roots"]
+        data = get(applied.plane, "configmap", "portieris-pinned-trust-roots", "-n", NS)["data"]
+        assert data[key].strip() == pin["certificate"].strip()
+
+
+def test_reapply_upgrades_the_release_and_restores_a_deleted_webhook_configuration(
+    applied: Applied,
+) -> None:
+    """The break-glass on StarlingX, undone: `kubectl delete mutatingwebhookconfiguration`, then
+    `system application-apply portieris` on the applied application. sysinv forces FluxCD to
+    reconcile by patching the HelmRelease's spec.values with reconcile_trigger (its
+    helm/utils.call_fluxcd_reconciliation); helm-controller merges that over the valuesFrom
+    Secrets and upgrades the release, which creates the configuration again."""
+    plane = applied.plane
+    before = webhooks(plane)
+    plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK, check=True)
+    applied.conductor.run("hook", hook("manual", "check", "pre", "apply"))
+    patch = {"spec": {"values": {"reconcile_trigger": int(time.time())}}}
+    plane.kubectl(
+        "patch", "helmrelease", "portieris", "-n", NS, "--type=merge", "-p", json.dumps(patch),
+        check=True,
+    )  # fmt: skip
+    release = get(plane, "helmrelease", "portieris", "-n", NS)
+    values = fluxcd.values_from(plane, release)
+    assert values["reconcile_trigger"] == patch["spec"]["values"]["reconcile_trigger"]
+    chart = applied.charts / f"portieris-{release['spec']['chart']['spec']['version']}.tgz"
+    upgraded = fluxcd.install(plane, release, chart, values)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert webhooks(plane) == before
 
 
 # --- lifecycle: an update, a backup, a restore

@@ -9,6 +9,8 @@ import pytest
 from k8sapp_portieris.common import checks
 from k8sapp_portieris.common.errors import OverridesError
 
+from tests.fixtures.pki import TestCA
+
 
 @pytest.mark.parametrize(
     "url", [None, "", "https://notary.example", "https://10.0.0.5:4443", "https://n.example/v"]
@@ -142,3 +144,66 @@ def test_user_overrides_text_is_parsed(text: str | None, values: dict[str, Any])
 def test_unusable_user_overrides_text_is_an_error(text: str, message: str) -> None:
     with pytest.raises(OverridesError, match=message):
         checks.parse_user_overrides(text)
+
+
+# --- pinned notary roots (pinnedTrustRoots)
+
+KEY_ID = "a80c7451a0746cef8557046aff2c5e81136fa94f6f419b65ca8bb8930e5f0944"
+
+
+def root_certificate() -> str:
+    return TestCA.create("registry.example.com/app").cert_pem.decode()
+
+
+def test_good_pins_have_no_problem() -> None:
+    pins = [
+        {"server": "https://notary.example.com:4443", "keyID": KEY_ID},
+        {"server": "https://notary.example.com:4443", "keyID": KEY_ID.upper()},
+        {"server": "https://[fd00::5]:4443", "certificate": root_certificate()},
+    ]
+    assert checks.pinned_trust_root_problems(pins) == []
+    assert checks.pinned_trust_root_problems(None) == []
+    assert checks.user_override_problems({"pinnedTrustRoots": pins}) == []
+
+
+@pytest.mark.parametrize(
+    ("pin", "message"),
+    [
+        ({"server": "https://n.example", "keyID": "ab"}, "is not a notary key ID (64 hex"),
+        ({"server": "https://n.example", "keyID": 5}, "trust-state show` (root_keyids)"),
+        ({"server": "http://n.example", "keyID": KEY_ID}, "[0].server 'http://n.example' is not"),
+        ({"server": "https://n.example=x", "keyID": KEY_ID}, "[0].server must not hold '='"),
+        ({"keyID": KEY_ID}, "[0] needs a server"),
+        ({"server": "https://n.example"}, "[0] needs a keyID or a certificate"),
+        (
+            {"server": "https://n.example", "keyID": KEY_ID, "certificate": "x"},
+            "gives both keyID and certificate",
+        ),
+        ({"server": "https://n.example", "keyId": KEY_ID}, "[0].keyId is not a field of a pin"),
+        ({"server": "https://n.example", "certificate": "MIIB"}, "holds no PEM certificate"),
+        (
+            {
+                "server": "https://n.example",
+                "certificate": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+            },
+            "holds a PRIVATE KEY block",
+        ),
+        (
+            {
+                "server": "https://n.example",
+                "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            },
+            "is not a valid X.509 certificate",
+        ),
+        ("https://n.example=" + KEY_ID, "must be {server, keyID} or {server, certificate}"),
+    ],
+)
+def test_a_malformed_pin_is_refused_saying_what_to_give(pin: object, message: str) -> None:
+    problems = checks.pinned_trust_root_problems([pin])
+    assert any(message in problem for problem in problems), problems
+
+
+def test_pins_must_be_a_list() -> None:
+    assert checks.user_override_problems({"pinnedTrustRoots": {"server": "x"}}) == [
+        "pinnedTrustRoots must be a list of {server, keyID} or {server, certificate}, not dict"
+    ]

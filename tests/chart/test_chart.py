@@ -159,6 +159,8 @@ EVERY_OPTION = {
     "affinity": {"nodeAffinity": {}},
     "podDisruptionBudget": {"enabled": True, "minAvailable": 2},
     "trustState": {"enabled": True},
+    "deploymentAnnotations": {"example.com/owner": "platform-team"},
+    "pinnedTrustRoots": [{"server": "https://notary.example:4443", "keyID": "0f" * 32}],
 }
 
 
@@ -203,6 +205,7 @@ def test_default_render_has_exactly_the_expected_objects(
         ("Role", NS, TRUST_STATE),
         ("RoleBinding", NS, TRUST_STATE),
         ("MutatingWebhookConfiguration", None, "image-admission-config"),
+        ("ValidatingWebhookConfiguration", None, "portieris-policy-validation"),
         ("ImagePolicy", NS, "portieris-self"),
         ("ImagePolicy", "kube-system", "portieris-kube-system"),
         ("ClusterImagePolicy", None, "portieris-default-cluster-policy"),
@@ -223,7 +226,12 @@ def test_crds_come_only_from_the_crds_directory(default_docs: list[dict[str, Any
 def test_objects_follow_the_release_namespace() -> None:
     docs = render(namespace="ibm-system")
     for doc in docs:
-        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}:
+        if doc["kind"] in {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration",
+        }:
             continue
         if (
             doc["kind"] == "ClusterImagePolicy"
@@ -627,28 +635,45 @@ def test_timeout_seconds_from_values(default_docs: list[dict[str, Any]]) -> None
     assert webhook(render({"webHooks": {"timeoutSeconds": 25}}))["timeoutSeconds"] == 25
 
 
-def test_release_namespace_is_excluded_so_the_webhook_can_always_start(
+def test_release_namespace_and_kube_system_are_excluded_so_they_can_always_start(
     default_docs: list[dict[str, Any]],
 ) -> None:
+    # With failurePolicy Fail and no replica answering, pods of excluded namespaces are still
+    # created: the webhook's own, and the cluster's (DNS, CNI, kube-proxy, ...).
     assert {
         "key": "kubernetes.io/metadata.name",
         "operator": "NotIn",
-        "values": [NS],
+        "values": [NS, "kube-system"],
     } in ns_expressions(default_docs)
     assert "objectSelector" not in webhook(default_docs)
 
 
 def test_release_namespace_exclusion_can_be_switched_off() -> None:
-    assert "namespaceSelector" not in webhook(render({"webHooks": {"skipReleaseNamespace": False}}))
+    docs = render({"webHooks": {"skipReleaseNamespace": False}})
+    (expression,) = [e for e in ns_expressions(docs) if e["key"] == "kubernetes.io/metadata.name"]
+    assert expression["values"] == ["kube-system"]
+
+
+def test_kube_system_is_checked_when_the_excluded_namespaces_leave_it_out() -> None:
+    docs = render({"webHooks": {"excludedNamespaces": ["team-tools"]}})
+    (expression,) = [e for e in ns_expressions(docs) if e["key"] == "kubernetes.io/metadata.name"]
+    assert expression["values"] == [NS, "team-tools"]
+    values = {"webHooks": {"skipReleaseNamespace": False, "excludedNamespaces": []}}
+    assert "namespaceSelector" not in webhook(render(values))
+    values = {"webHooks": {"excludedNamespaces": None}}
+    (expression,) = [
+        e for e in ns_expressions(render(values)) if e["key"] == "kubernetes.io/metadata.name"
+    ]
+    assert expression["values"] == [NS]
 
 
 def test_excluded_namespaces_join_the_release_namespace() -> None:
-    docs = render({"webHooks": {"excludedNamespaces": ["kube-system", NS]}})
+    docs = render({"webHooks": {"excludedNamespaces": ["kube-system", NS, "sandbox"]}})
     (expression,) = [e for e in ns_expressions(docs) if e["key"] == "kubernetes.io/metadata.name"]
     assert expression == {
         "key": "kubernetes.io/metadata.name",
         "operator": "NotIn",
-        "values": [NS, "kube-system"],
+        "values": [NS, "kube-system", "sandbox"],
     }
 
 
@@ -663,7 +688,10 @@ def test_allow_admission_skip_adds_the_portieris_skip_label(
 def test_namespace_selector_admission_skip_adds_requirements() -> None:
     extra = {"key": "environment", "operator": "NotIn", "values": ["sandbox"]}
     docs = render(
-        {"NamespaceSelectorAdmissionSkip": [extra], "webHooks": {"skipReleaseNamespace": False}}
+        {
+            "NamespaceSelectorAdmissionSkip": [extra],
+            "webHooks": {"skipReleaseNamespace": False, "excludedNamespaces": []},
+        }
     )
     assert ns_expressions(docs) == [extra]
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from portieris_webhook.cluster.state import MemoryState
+from portieris_webhook.errors import InvalidPolicy
 from portieris_webhook.policy.model import parse_policy_object
 from portieris_webhook.sigstore.trust_material import TrustLoader
 
@@ -184,30 +185,49 @@ def test_helm_lint_strict_passes_with_trust_roots(roots: dict[str, str]) -> None
 DOCUMENTS = [
     REPO_ROOT / "README.md",
     CHART / "README.md",
+    REPO_ROOT / "docs" / "policies.md",
     REPO_ROOT / "docs" / "starlingx.md",
 ]
+"""The pages that must show policies; every other page of docs/ is checked for those it shows."""
+OTHER_PAGES = sorted(set((REPO_ROOT / "docs").glob("*.md")) - set(DOCUMENTS))
+
+INVALID = re.compile(r"<!-- doc-test: file \S+ invalid -->\n$")
+"""The marker of a policy a page shows in order to show it refused (tests/integration/test_docs.py)."""
 
 
-def documented_policies(path: Path) -> list[dict[str, Any]]:
+def documented_policies(path: Path, invalid: bool = False) -> list[dict[str, Any]]:
+    """The policy objects of the page's yaml blocks; with `invalid`, those shown refused."""
     found = []
-    for block in re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S):
-        for doc in yaml.safe_load_all(block):
+    text = path.read_text()
+    for block in re.finditer(r"```yaml\n(.*?)```", text, re.S):
+        if bool(INVALID.search(text[: block.start()])) != invalid:
+            continue
+        for doc in yaml.safe_load_all(block.group(1)):
             if isinstance(doc, dict) and doc.get("apiVersion") == f"{GROUP}/v1":
                 found.append(doc)
     return found
 
 
-@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize(
+    "path", DOCUMENTS + OTHER_PAGES, ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
 def test_documented_policies_fit_the_crd_schema_and_the_webhook_parser(path: Path) -> None:
     policies = documented_policies(path)
-    assert policies, f"{path} shows no policy"
+    assert policies or path in OTHER_PAGES, f"{path} shows no policy"
     for policy in policies:
         crd_validator(policy["kind"]).validate(policy)
         parse_policy_object(policy)
+    for policy in documented_policies(path, invalid=True):
+        with pytest.raises(InvalidPolicy):
+            parse_policy_object(policy)
 
 
 def test_the_documentation_shows_keyed_and_keyless_sigstore_policies() -> None:
-    for path in (REPO_ROOT / "README.md", CHART / "README.md", REPO_ROOT / "docs" / "starlingx.md"):
+    for path in (
+        REPO_ROOT / "docs" / "policies.md",
+        CHART / "README.md",
+        REPO_ROOT / "docs" / "starlingx.md",
+    ):
         authorities = [
             authority
             for policy in documented_policies(path)

@@ -92,3 +92,63 @@ def test_unreachable_webhook_refuses_pods_but_not_in_its_own_namespace(
     assert result.returncode != 0 and "failed calling webhook" in result.stderr
     own = installed.kubectl("create", "-n", RELEASE_NS, "-f", "-", input=yaml.safe_dump(pod))
     assert own.returncode == 0, own.stderr
+
+
+def pod(name: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
+        }
+    )
+
+
+def test_kube_system_pods_are_created_while_the_webhook_is_down(installed: ControlPlane) -> None:
+    # kube-system is excluded by default (webHooks.excludedNamespaces): the cluster's own pods
+    # are created even though no webhook replica answers.
+    created = installed.kubectl("create", "-n", "kube-system", "-f", "-", input=pod("p-down"))
+    try:
+        assert created.returncode == 0, created.stderr
+    finally:
+        installed.kubectl("delete", "pod", "p-down", "-n", "kube-system", "--wait=false")
+
+
+def test_break_glass_then_helm_upgrade_restores_the_webhook(installed: ControlPlane) -> None:
+    """The chart README's break-glass: delete the webhook configuration while the webhook is down
+    (every pod is then admitted unchecked), and `helm upgrade --reuse-values` creates it again."""
+    notes = installed.helm("get", "notes", "portieris", "--namespace", RELEASE_NS, check=True)
+    assert "kubectl delete mutatingwebhookconfiguration image-admission-config" in notes.stdout
+    assert f"answers): {RELEASE_NS}, kube-system\n" in notes.stdout
+    installed.kubectl("create", "namespace", "break-glass")
+    refused = installed.kubectl("create", "-n", "break-glass", "-f", "-", input=pod("before"))
+    assert refused.returncode != 0 and "failed calling webhook" in refused.stderr
+
+    deleted = installed.kubectl("delete", "mutatingwebhookconfiguration", "image-admission-config")
+    assert deleted.returncode == 0, deleted.stderr
+    admitted = installed.kubectl("create", "-n", "break-glass", "-f", "-", input=pod("during"))
+    assert admitted.returncode == 0, admitted.stderr
+
+    upgraded = installed.helm(
+        "upgrade", "portieris", str(CHART), "--namespace", RELEASE_NS, "--reuse-values"
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    config = get(installed, "mutatingwebhookconfiguration", "image-admission-config")
+    assert config["webhooks"][0]["failurePolicy"] == "Fail"
+    refused = installed.kubectl("create", "-n", "break-glass", "-f", "-", input=pod("after"))
+    assert refused.returncode != 0 and "failed calling webhook" in refused.stderr
+
+
+def test_policies_are_stored_unchecked_while_the_webhook_is_down(installed: ControlPlane) -> None:
+    """The policy validation fails open: with no replica answering, an invalid policy is stored
+    (it then denies the images it governs, as without validation), and so were the chart's own
+    policies during the install, before any replica could answer."""
+    config = get(installed, "validatingwebhookconfiguration", "portieris-policy-validation")
+    (hook,) = config["webhooks"]
+    assert hook["failurePolicy"] == "Ignore" and hook["clientConfig"]["caBundle"]
+    assert hook["clientConfig"]["service"]["path"] == "/validate-policy"
+    typo = image_policy("typo", "default", ("registry.invalid/*", {"trust": {"enable": True}}))
+    stored = installed.kubectl("apply", "-f", "-", input=yaml.safe_dump(typo))
+    assert stored.returncode == 0, stored.stderr
+    installed.kubectl("delete", "imagepolicy", "typo", "-n", "default")

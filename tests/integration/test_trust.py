@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from portieris_webhook.config.settings import Settings
 
 from tests.builders import decide, memory_state, pull_secret
-from tests.fixtures.notary import make_delegation_key
+from tests.fixtures.notary import NotarySigner, make_delegation_key
 from tests.fixtures.trust_helpers import (
     NotaryProxy,
     enforcer,
@@ -407,3 +408,42 @@ async def test_a_pinned_root_key_id_is_required(signed, notary_server):
 
     assert allowed.response.allowed, allowed.summary
     assert "is not signed by the pinned root" in denied.response.message
+
+
+def notary_root_key_ids(signer: NotarySigner) -> list[str]:
+    """The KEY ID of the root rows of `notary key list` (ROLE, GUN, KEY ID, LOCATION)."""
+    rows = [line.split() for line in signer.notary("key", "list").splitlines()]
+    return [row[1] for row in rows if row and row[0] == "root"]
+
+
+async def test_the_pins_the_chart_readme_names(
+    signed, image_factory, notary_signer, notary_server, tmp_path
+):
+    """The chart README ("Pinning notary roots"): the publisher's root key ID from
+    `notary key list` pins every repository signed with that root key; the root.json key ID
+    (what `notary list` caches for a consumer, and `trust-state show` prints as root_keyids)
+    pins that one repository."""
+    other = image_factory("v1", repo="other/app")
+    notary_signer.sign(other.name, other.tag, other.size, other.hex)
+    (publisher_id,) = notary_root_key_ids(notary_signer)
+    consumer = NotarySigner(notary_server, tmp_path / "consumer-trust")
+    consumer.list(signed.name)
+    cached = json.loads(
+        (consumer.trust_dir / "tuf" / signed.name / "metadata" / "root.json").read_text()
+    )
+    (repository_id,) = cached["signed"]["roles"]["root"]["keyids"]
+    assert repository_id != publisher_id
+    state = memory_state(
+        trust_policy(f"{signed.host}/*", notary_server.url),
+    )
+
+    async def verdicts(pin: str) -> list[bool]:
+        settings = Settings(
+            ca_file=str(notary_server.ca_file),
+            pinned_trust_roots=(f"{notary_server.url}={pin}",),
+        )
+        async with enforcer(state, settings) as e:
+            return [(await decide(e, image.ref)).response.allowed for image in (signed, other)]
+
+    assert await verdicts(publisher_id) == [True, True]
+    assert await verdicts(repository_id) == [True, False]

@@ -188,7 +188,7 @@ SERVE_OPTS = [
     cfg.StrOpt("tls-cert-file", required=True, help="PEM certificate (chain) the webhook serves."),
     cfg.StrOpt("tls-key-file", required=True, help="PEM private key of --tls-cert-file."),
     cfg.HostAddressOpt("host", default="0.0.0.0", help="Address to listen on."),
-    cfg.PortOpt("port", default=8000, help="HTTPS port of /admit and the health endpoints."),
+    cfg.PortOpt("port", default=8000, help="HTTPS port of /admit, /validate-policy and /health/*."),
     cfg.PortOpt("metrics-port", default=8080, help="Plain HTTP port of /metrics (0 disables)."),
     cfg.IntOpt(
         "max-body-bytes",

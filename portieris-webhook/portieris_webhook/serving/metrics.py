@@ -13,6 +13,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from portieris_webhook.decide.cache import DecisionCacheStats
+from portieris_webhook.decide.policy_writes import PolicyCheck
 from portieris_webhook.errors import DenyKind
 
 ALLOW_COUNT = "portieris_pod_admission_decision_allow_count"
@@ -100,6 +101,15 @@ class Metrics:
             "Requests rejected before a decision (malformed or too large)",
             registry=self.registry,
         )
+        self.policy_validations = Counter(
+            "portieris_policy_validations",
+            "Writes to ImagePolicies and ClusterImagePolicies validated (/validate-policy), "
+            "by result",
+            ["result"],
+            registry=self.registry,
+        )
+        for check in PolicyCheck:  # every result shown from the start, 0 until it happens
+            self.policy_validations.labels(result=check.value)
 
     def record(self, allowed: bool, seconds: float, reason_kinds: Sequence[DenyKind] = ()) -> None:
         if allowed:
@@ -113,6 +123,9 @@ class Metrics:
             latency = self.latency.labels(result="allow" if allowed else "deny")
             self._latency_by_result[allowed] = latency
         latency.observe(seconds)
+
+    def record_policy_validation(self, check: PolicyCheck) -> None:
+        self.policy_validations.labels(result=check.value).inc()
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -1,4 +1,4 @@
-"""The HTTPS webhook (/admit, /health/*) and the plain-HTTP metrics endpoint."""
+"""The HTTPS webhook (/admit, /validate-policy, /health/*) and the plain-HTTP metrics endpoint."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestPayloadError
 
+from portieris_webhook.admission.policy_write import parse_policy_write, validation_review
 from portieris_webhook.admission.review import AdmissionResponse, dump_json, parse_review_body
 from portieris_webhook.cluster.state import StateView
 from portieris_webhook.decide.enforcer import Enforcer
+from portieris_webhook.decide.policy_writes import (
+    PolicyCheck,
+    PolicyVerdict,
+    judge_policy_write,
+    log_verdict,
+)
 from portieris_webhook.errors import DenyKind, InvalidAdmissionReview
 from portieris_webhook.kits.logs import EventSummary
 from portieris_webhook.serving.listener import (
@@ -33,6 +40,9 @@ HTTP_LOG = logging.getLogger("portieris_webhook.server.http")
 
 BAD_REQUEST_BURST = 10
 """Rejected requests logged in full between two summaries; the rest are counted."""
+
+POLICY_VALIDATION_PATH = "/validate-policy"
+"""Where the chart's ValidatingWebhookConfiguration sends writes to policies."""
 
 
 class BadBody(Exception):
@@ -82,10 +92,11 @@ class WebhookApp:
     )
 
     def handler(self) -> RequestHandler:
-        """The HTTPS listener's requests: /admit and the health endpoints."""
+        """The HTTPS listener's requests: /admit, /validate-policy and the health endpoints."""
         return routes(
             {
                 "/admit": ("POST", self.admit),
+                POLICY_VALIDATION_PATH: ("POST", self.validate_policy),
                 "/health/liveness": ("GET", self.liveness),
                 "/health/readiness": ("GET", self.readiness),
             }
@@ -142,6 +153,35 @@ class WebhookApp:
             decision.response.allowed, time.perf_counter() - started, decision.reason_kinds
         )
         return _json(decision.response.to_review())
+
+    async def validate_policy(self, request: web.BaseRequest) -> web.Response:
+        """A write to an ImagePolicy or ClusterImagePolicy, read as /admit reads a review (the
+        same body and nesting limits), judged by the policy parser (decide/policy_writes.py)."""
+        try:
+            write = parse_policy_write(await self._read_body(request))
+        except BadBody as exc:
+            return self._bad_request(str(exc))
+        except InvalidAdmissionReview as exc:
+            return self._bad_request(f"malformed AdmissionReview: {exc}")
+        try:
+            verdict = judge_policy_write(write)
+        except Exception as exc:  # refuse with an answer the user can read, never a 500
+            LOG.exception("internal error validating %s", write.request.display_name)
+            verdict = PolicyVerdict(
+                PolicyCheck.ERROR,
+                f"portieris could not validate {write.request.display_name}: "
+                f"internal error: {exc!r}",
+            )
+        log_verdict(write, verdict)
+        self.metrics.record_policy_validation(verdict.check)
+        return _json(
+            validation_review(
+                write.request.uid,
+                verdict.refusal,
+                verdict.warnings,
+                internal_error=verdict.check is PolicyCheck.ERROR,
+            )
+        )
 
     async def liveness(self, _request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "alive"})

@@ -13,11 +13,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
 
 from k8sapp_portieris.common import certificates, constants, trust_roots
 from k8sapp_portieris.common.errors import OverridesError
 
 _PERCENT = re.compile(r"^(\d+)%$")
+_KEY_ID = re.compile(r"^[0-9a-fA-F]{64}$")
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\s*[A-Za-z0-9+/=\s]*?-----END (?P=label)-----"
+)
+PIN_FIELDS = ("server", "keyID", "certificate")
 
 
 def parse_user_overrides(text: str | None) -> dict[str, Any]:
@@ -56,6 +62,7 @@ def user_override_problems(user: Mapping[str, Any]) -> list[str]:
     except OverridesError as exc:
         problems.append(str(exc))
     problems.extend(trust_server_problems(user.get("defaultTrustServer")))
+    problems.extend(pinned_trust_root_problems(user.get("pinnedTrustRoots")))
     problems.extend(sigstore_problems(user.get("sigstore")))
     problems.extend(component_problems(user.get(constants.HELM_COMPONENT_LABEL_PORTIERIS)))
     if "platform" in user:
@@ -80,28 +87,108 @@ def sigstore_problems(value: object) -> list[str]:
     return problems + trust_roots.user_trust_root_problems(value.get("trustRoots"))
 
 
-def trust_server_problems(url: object) -> list[str]:
-    """defaultTrustServer: empty (the webhook's default) or an https URL of a notary server."""
+def trust_server_problems(url: object, what: str = "defaultTrustServer") -> list[str]:
+    """defaultTrustServer (or the value `what` names): empty (the webhook's default) or an
+    https URL of a notary server."""
     if url is None or url == "":
         return []
     if not isinstance(url, str):
-        return [f"defaultTrustServer must be an https URL, not {type(url).__name__}"]
+        return [f"{what} must be an https URL, not {type(url).__name__}"]
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        return [f"defaultTrustServer {url!r} is not a URL: {exc}"]
+        return [f"{what} {url!r} is not a URL: {exc}"]
     if parts.scheme != "https" or not parts.hostname:
         return [
-            f"defaultTrustServer {url!r} is not an https URL: give the notary server as "
+            f"{what} {url!r} is not an https URL: give the notary server as "
             "https://host[:port] (trust data is only fetched over TLS)"
         ]
     if parts.username or parts.password or parts.query or parts.fragment:
         return [
-            f"defaultTrustServer {url!r} must not carry credentials, a query or a fragment: "
+            f"{what} {url!r} must not carry credentials, a query or a fragment: "
             "give https://host[:port][/path]"
         ]
     return []
+
+
+def pinned_trust_root_problems(value: object) -> list[str]:
+    """pinnedTrustRoots: a list of {server, keyID} or {server, certificate} (PEM), each a root
+    the webhook trusts for that notary server instead of the first root it is served."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [
+            "pinnedTrustRoots must be a list of {server, keyID} or {server, certificate}, "
+            f"not {type(value).__name__}"
+        ]
+    problems = []
+    for index, pin in enumerate(value):
+        where = f"pinnedTrustRoots[{index}]"
+        if not isinstance(pin, Mapping):
+            problems.append(f"{where} must be {{server, keyID}} or {{server, certificate}}")
+            continue
+        unknown = sorted(set(map(str, pin)) - set(PIN_FIELDS))
+        if unknown:
+            problems.append(
+                f"{where}.{unknown[0]} is not a field of a pin: give server and keyID, or "
+                "server and certificate"
+            )
+        if not pin.get("server"):
+            problems.append(
+                f"{where} needs a server: the notary server as policies name it in "
+                "trustServer, https://host[:port]"
+            )
+        elif "=" in str(pin["server"]):
+            problems.append(f"{where}.server must not hold '=': give https://host[:port][/path]")
+        else:
+            problems.extend(trust_server_problems(pin["server"], f"{where}.server"))
+        key_id, certificate = pin.get("keyID"), pin.get("certificate")
+        if key_id and certificate:
+            problems.append(
+                f"{where} gives both keyID and certificate: give one per entry (two entries "
+                "for one server pin both)"
+            )
+        elif key_id:
+            problems.extend(_key_id_problems(key_id, f"{where}.keyID"))
+        elif certificate:
+            problems.extend(_pinned_certificate_problems(certificate, f"{where}.certificate"))
+        else:
+            problems.append(f"{where} needs a keyID or a certificate")
+    return problems
+
+
+def _key_id_problems(value: object, where: str) -> list[str]:
+    if isinstance(value, str) and _KEY_ID.match(value):
+        return []
+    return [
+        f"{where} {value!r} is not a notary key ID (64 hexadecimal digits): take the root's "
+        "from `portieris-webhook trust-state show` (root_keyids) or from the publisher's "
+        "`notary key list` (the root row's KEY ID)"
+    ]
+
+
+def _pinned_certificate_problems(value: object, where: str) -> list[str]:
+    """A root certificate (or the CA that issues root certificates), in PEM."""
+    if not isinstance(value, str):
+        return [f"{where} must be PEM text, not {type(value).__name__}"]
+    blocks = list(_PEM_BLOCK.finditer(value))
+    if not blocks:
+        return [f"{where} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"]
+    labels = sorted({block.group("label") for block in blocks} - {"CERTIFICATE"})
+    if labels:
+        return [f"{where} holds a {labels[0]} block: give only certificates (public material)"]
+    leftover = _PEM_BLOCK.sub("", value).strip()
+    if leftover:
+        return [f"{where} has text outside its PEM blocks ({leftover[:40]!r}): give only the PEM"]
+    problems = []
+    for number, block in enumerate(blocks, start=1):
+        what = f"{where} certificate {number}" if len(blocks) > 1 else where
+        try:
+            x509.load_pem_x509_certificate(block.group(0).encode())
+        except ValueError as exc:
+            problems.append(f"{what} is not a valid X.509 certificate: {exc}")
+    return problems
 
 
 def component_problems(value: object) -> list[str]:
