@@ -25,6 +25,7 @@ from portieris_webhook.kits.nesting import loads
 from portieris_webhook.registry.auth import AuthenticatedClient
 from portieris_webhook.registry.client import (
     ACCEPT_MANIFESTS,
+    DOCKER_MANIFEST_LIST,
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
     api_base,
@@ -223,9 +224,14 @@ class OciClient:
     async def _index(
         self, repository: ImageReference, tag: str, reads: Reads
     ) -> list[Descriptor] | None:
-        found = await self._document(repository, tag, OCI_INDEX, reads)
+        # Asked with every manifest type: a registry asked for a type it does not hold may
+        # convert (distribution serves a Docker v2 manifest as schema 1), and the tag may name
+        # something else than an index, which lists no referrers.
+        found = await self._document(repository, tag, ACCEPT_MANIFESTS, reads)
         if found is None:
             return None
+        if found[1].get("mediaType") not in (None, OCI_INDEX, DOCKER_MANIFEST_LIST):
+            return []
         where = f"{repository.repository}:{tag} referrers index"
         return _listed(found[1], "manifests", MAX_REFERRERS, where)
 
